@@ -1,0 +1,45 @@
+//! # aiothreads-core
+//!
+//! The `no_std`, allocation-free heart of [aiothreads]: the pieces that move values between a
+//! thread (or an interrupt handler, or any non-async producer) and an async task, with no
+//! threads, no allocator and no executor assumed.
+//!
+//! - [`ring`]: a bounded, lock-free single-producer single-consumer ring with wait-free
+//!   `push`/`pop`, batch operations, close from either side, and waker-based async adapters
+//!   (`Stream`, `send().await`, `recv().await`) that wake the other side only when it waits.
+//! - [`slot`]: a oneshot slot: one value from one side to the other; the receiver is a
+//!   `Future`; the sender sees the receiver leave (cancellation) and the receiver sees the
+//!   sender leave without a value.
+//! - [`take`]: a cell whose value can be taken once through a shared reference.
+//! - [`park`]: the hook through which a thread-owning backend blocks on the waker-based types.
+//!
+//! ## Dependencies and why
+//! - `atomic-waker`: the waker registration cell, a well-reviewed lock-free protocol that we
+//!   use instead of writing our own.
+//! - `futures-core`: the `Stream` trait, so the ring's consumer works with every executor and
+//!   with `futures`' combinators.
+//! - `heapless`: the fixed-capacity `Vec` in which [`ring::Consumer::pop_batch`] returns a
+//!   batch without an allocator.
+//!
+//! ## Features
+//! - `alloc` (off by default): rings with a capacity chosen at run time on the heap, and
+//!   `Arc`-owned oneshot halves.
+//!
+//! ## Checked by
+//! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core
+//! --test loom --release`), Miri, and a cross build for `thumbv7em-none-eabihf`.
+//!
+//! [aiothreads]: https://docs.rs/aiothreads
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod park;
+pub mod ring;
+pub mod slot;
+pub mod take;
+
+mod sync;

@@ -1,0 +1,1 @@
+//! Oneshot slot.

@@ -1,0 +1,75 @@
+//! The one place that chooses between `core` atomics and `loom`'s modelled ones.
+//!
+//! Every lock-free type of the crate takes its atomics, `UnsafeCell` and `AtomicWaker`
+//! from here, so `RUSTFLAGS="--cfg aiothreads_loom" cargo test --test loom` model-checks the
+//! very code that ships.
+
+#[cfg(not(aiothreads_loom))]
+pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+#[cfg(aiothreads_loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+/// `AtomicWaker` from the `atomic-waker` crate, or loom's model of the same protocol.
+#[cfg(not(aiothreads_loom))]
+pub(crate) use atomic_waker::AtomicWaker;
+
+/// Loom's `AtomicWaker` under the loom cfg, wrapped to the `atomic-waker` API.
+#[cfg(aiothreads_loom)]
+#[derive(Debug, Default)]
+pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+#[cfg(aiothreads_loom)]
+impl AtomicWaker {
+    pub(crate) fn new() -> Self {
+        Self(loom::future::AtomicWaker::new())
+    }
+    pub(crate) fn register(&self, waker: &core::task::Waker) {
+        self.0.register_by_ref(waker);
+    }
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
+    pub(crate) fn take(&self) -> Option<core::task::Waker> {
+        self.0.take_waker()
+    }
+}
+
+/// `UnsafeCell` with loom's closure-based access API, so the same code compiles both ways.
+#[cfg(not(aiothreads_loom))]
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+#[cfg(not(aiothreads_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(core::cell::UnsafeCell::new(value))
+    }
+    /// Runs `f` with a shared raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+    /// Runs `f` with an exclusive raw pointer to the contents.
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(aiothreads_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// Pads and aligns a value to 128 bytes (two cache lines on x86_64, one on Apple M-series and
+/// some ARM cores), so the producer's and the consumer's hot indices never share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

@@ -1,0 +1,1 @@
+//! Take-once cell.

@@ -1,0 +1,3 @@
+//! aiothreads (being written).
+#![forbid(unsafe_code)]
+pub use aiothreads_core as core;
