@@ -1,0 +1,1 @@
+//! Examples of aiothreads live in `src/bin/`.
