@@ -41,14 +41,14 @@
 //!
 //! # Examples
 //! ```
-//! use aiothreads_core::slot::{Slot, RecvError};
+//! use aiothreads_core::slot::{RecvError, Slot, TryRecvError};
 //!
 //! static ANSWER: Slot<u32> = Slot::new();
 //!
 //! std::thread::spawn(|| ANSWER.send(42).unwrap()).join().unwrap();
 //! assert_eq!(futures::executor::block_on(ANSWER.recv()), Ok(42));
 //! // The value has left: a second receive says so.
-//! assert_eq!(ANSWER.try_recv(), Err(RecvError::AlreadyTaken));
+//! assert_eq!(ANSWER.try_recv(), Err(TryRecvError::Failed(RecvError::AlreadyTaken)));
 //! ```
 
 use core::fmt;
