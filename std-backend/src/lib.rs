@@ -1,3 +1,6 @@
 //! aiothreads (being written).
 #![forbid(unsafe_code)]
+
 pub use aiothreads_core as core;
+
+mod context;
