@@ -1,1 +1,0 @@
-//! Bounded lock-free SPSC ring (being written).

@@ -1,0 +1,272 @@
+//! Waker-based adapters: `poll_*` methods, the named futures around them, `Stream`, and the
+//! blocking wrappers over [`Park`].
+//!
+//! The protocol is described under [Memory ordering](super#memory-ordering).
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use super::{Closed, Consumer, PopError, Producer, PushError};
+use crate::park::{self, Park};
+use crate::sync::{fence, Ordering};
+
+impl<'a, T> Producer<'a, T> {
+    /// Pushes `value` and wakes the consumer if it waits. Wait-free.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push): `Full` or `Closed`, handing `value` back.
+    ///
+    /// # Examples
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    ///
+    /// let mut ring = Ring::<u32, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.try_send(5).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(5));
+    /// ```
+    #[inline]
+    pub fn try_send(&mut self, value: T) -> Result<(), PushError<T>> {
+        self.push(value)?;
+        self.notify_consumer();
+        Ok(())
+    }
+
+    /// Ready when a slot is free (a following [`try_send`](Self::try_send) cannot fail with
+    /// `Full`: only this half fills slots), or when the ring is closed. Otherwise registers
+    /// `cx`'s waker, to be woken by the consumer's next checkpoint or a close.
+    ///
+    /// # Errors
+    /// `Ready(Err(Closed))` once the ring is closed.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        if self.is_closed() {
+            return Poll::Ready(Err(Closed(())));
+        }
+        if self.raw.distance(self.cached_head, self.tail) < self.raw.cap || self.slots() > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let s = &self.raw.header().signals;
+        s.tx_waker.register(cx.waker());
+        s.tx_waiting.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `Consumer::notify_producer` (a checkpoint) or in
+        // `Consumer::poll_recv`, and with the fence of `close`: either we see the consumer's
+        // newer `head` / `closed` below, or it sees `tx_waiting == true` and wakes us.
+        fence(Ordering::SeqCst);
+        let result = if self.is_closed() {
+            Err(Closed(()))
+        } else if self.slots() > 0 {
+            Ok(())
+        } else {
+            return Poll::Pending;
+        };
+        self.raw
+            .header()
+            .signals
+            .tx_waiting
+            .store(false, Ordering::Relaxed);
+        Poll::Ready(result)
+    }
+
+    /// Sends the value in `value` when a slot is free: takes it out of the `Option` once it
+    /// is pushed (or handed back in the error); leaves it there while `Pending`.
+    ///
+    /// # Errors
+    /// `Ready(Err(Closed(value)))` if the ring is closed.
+    ///
+    /// # Panics
+    /// If `value` is `None`.
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        value: &mut Option<T>,
+    ) -> Poll<Result<(), Closed<T>>> {
+        assert!(value.is_some(), "poll_send called without a value");
+        match self.poll_ready(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                let value = value.take().expect("checked above");
+                if result.is_err() {
+                    return Poll::Ready(Err(Closed(value)));
+                }
+                // `poll_ready` saw a free slot and only this half fills slots: not `Full`.
+                Poll::Ready(self.try_send(value).map_err(|e| Closed(e.into_inner())))
+            }
+        }
+    }
+
+    /// Sends `value`, waiting asynchronously for a free slot.
+    ///
+    /// # Cancel safety
+    /// The value is held in the future until it is pushed; dropping the future before it
+    /// completes drops the value (it is never half-sent).
+    ///
+    /// # Examples
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    /// # futures::executor::block_on(async {
+    /// let mut ring = Ring::<u32, 2>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// tx.send(1).await.unwrap();
+    /// assert_eq!(rx.recv().await, Some(1));
+    /// # });
+    /// ```
+    pub fn send(&mut self, value: T) -> Send<'_, 'a, T> {
+        Send {
+            producer: self,
+            value: Some(value),
+        }
+    }
+
+    /// Pushes `value`, blocking the calling thread with `parker` while the ring is full
+    /// (spinning up to `spin` polls first), and wakes the consumer.
+    ///
+    /// # Errors
+    /// `Err(Closed(value))` if the ring is closed.
+    pub fn push_blocking<P: Park + ?Sized>(
+        &mut self,
+        value: T,
+        parker: &P,
+        spin: u32,
+    ) -> Result<(), Closed<T>> {
+        let value = match self.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(PushError::Closed(value)) => return Err(Closed(value)),
+            Err(PushError::Full(value)) => value,
+        };
+        let mut value = Some(value);
+        park::wait(parker, spin, |cx| self.poll_send(cx, &mut value))
+    }
+}
+
+impl<'a, T> Consumer<'a, T> {
+    /// Pops an item; if none is available, registers `cx`'s waker, to be woken by the
+    /// producer's next notifying push or a close. `Ready(None)` once the ring is closed and
+    /// drained.
+    ///
+    /// Going to sleep on an empty ring is also a checkpoint: a waiting producer is woken.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.pop() {
+            Ok(value) => return Poll::Ready(Some(value)),
+            Err(PopError::Closed) => return Poll::Ready(None),
+            Err(PopError::Empty) => {}
+        }
+        let s = &self.raw.header().signals;
+        s.rx_waker.register(cx.waker());
+        s.rx_waiting.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `Producer::notify_consumer` and with the fence of `close`:
+        // either our re-check below sees the producer's newer `tail` / `closed`, or the
+        // producer sees `rx_waiting == true` and wakes us.
+        fence(Ordering::SeqCst);
+        match self.pop() {
+            Ok(value) => {
+                self.raw
+                    .header()
+                    .signals
+                    .rx_waiting
+                    .store(false, Ordering::Relaxed);
+                Poll::Ready(Some(value))
+            }
+            Err(PopError::Closed) => Poll::Ready(None),
+            Err(PopError::Empty) => {
+                // The fence above follows our last `head` store: it serves as a checkpoint.
+                self.popped = 0;
+                self.wake_producer_if_waiting();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Receives the next item, waiting asynchronously. `None` once the ring is closed and
+    /// drained.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: an item is only taken out of the ring in the poll that returns it, so
+    /// dropping the future loses nothing.
+    pub fn recv(&mut self) -> Recv<'_, 'a, T> {
+        Recv { consumer: self }
+    }
+
+    /// Pops an item, blocking the calling thread with `parker` while the ring is empty
+    /// (spinning up to `spin` polls first). `None` once the ring is closed and drained.
+    pub fn pop_blocking<P: Park + ?Sized>(&mut self, parker: &P, spin: u32) -> Option<T> {
+        match self.pop() {
+            Ok(value) => return Some(value),
+            Err(PopError::Closed) => return None,
+            Err(PopError::Empty) => {}
+        }
+        park::wait(parker, spin, |cx| self.poll_recv(cx))
+    }
+}
+
+impl<T> Stream for Consumer<'_, T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let tail = self.raw.header().tail.load(Ordering::Acquire);
+        (self.raw.distance(self.head, tail), None)
+    }
+}
+
+/// Future returned by [`Producer::send`]; resolves to `Err(Closed(value))` if the ring is
+/// closed.
+///
+/// # Cancel safety
+/// Dropping it before completion drops the value it holds.
+#[must_use = "futures do nothing unless polled"]
+pub struct Send<'r, 'a, T> {
+    producer: &'r mut Producer<'a, T>,
+    /// `Some` until the value is pushed or handed back.
+    value: Option<T>,
+}
+
+// The value is only ever moved out of the `Option`, never pinned.
+impl<T> Unpin for Send<'_, '_, T> {}
+
+impl<T> Future for Send<'_, '_, T> {
+    type Output = Result<(), Closed<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(this.value.is_some(), "`Send` polled after completion");
+        this.producer.poll_send(cx, &mut this.value)
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, '_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("pending", &self.value.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Future returned by [`Consumer::recv`].
+///
+/// # Cancel safety
+/// Cancel-safe: dropping it loses no item.
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'r, 'a, T> {
+    consumer: &'r mut Consumer<'a, T>,
+}
+
+impl<T> Future for Recv<'_, '_, T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().consumer.poll_recv(cx)
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, '_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv").finish_non_exhaustive()
+    }
+}

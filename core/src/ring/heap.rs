@@ -1,0 +1,153 @@
+//! Rings with a capacity chosen at run time, their slots on the heap (feature `alloc`).
+//!
+//! Both halves hold an `Arc` of the storage, so they are `'static`; the last one dropped
+//! drops the items still in the ring.
+
+// The loom build compiles this module without the `alloc` feature (its models need `'static`
+// halves), so it names the crate itself.
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::fmt;
+use core::ptr::NonNull;
+
+use super::{halves, Consumer, Header, Producer, Raw, Slot};
+
+/// `loom`'s `Arc` in the loom build, so that the reference count is modelled too.
+#[cfg(aiothreads_loom)]
+pub(super) use loom::sync::Arc;
+
+/// The standard `Arc`.
+#[cfg(not(aiothreads_loom))]
+pub(super) use alloc::sync::Arc;
+
+/// Header and heap slots, shared by the two halves through an `Arc`.
+pub(crate) struct Storage<T> {
+    header: Header,
+    /// `cap` slots; slot `i` is initialised exactly when some position in `head .. tail` maps
+    /// to it.
+    slots: Box<[Slot<T>]>,
+}
+
+impl<T> Storage<T> {
+    fn raw(&self) -> Raw<T> {
+        let slots =
+            NonNull::new(self.slots.as_ptr().cast_mut()).expect("Box pointers are non-null");
+        // SAFETY: header and slots live as long as the storage, which the halves keep alive
+        // through their `Arc`; `try_with_capacity` creates the only pair of halves.
+        unsafe { Raw::new(NonNull::from(&self.header), slots, self.slots.len()) }
+    }
+}
+
+impl<T> Drop for Storage<T> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: the last `Arc`, hence the last half, is gone.
+        unsafe { self.raw().drop_remaining() }
+    }
+}
+
+/// `capacity` uninitialised slots.
+#[cfg(not(aiothreads_loom))]
+fn new_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
+    let mut slots = Vec::with_capacity(capacity);
+    // SAFETY: the capacity was reserved, and `UnsafeCell<MaybeUninit<T>>` is valid
+    // uninitialised (no validity invariant).
+    unsafe { slots.set_len(capacity) };
+    slots.into_boxed_slice()
+}
+
+/// `capacity` uninitialised slots (loom build: each loom cell must be constructed).
+#[cfg(aiothreads_loom)]
+fn new_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
+    use core::mem::MaybeUninit;
+    (0..capacity)
+        .map(|_| Slot::new(MaybeUninit::uninit()))
+        .collect::<Vec<_>>()
+        .into_boxed_slice()
+}
+
+/// A ring with `capacity` slots on the heap, as `'static` halves.
+///
+/// # Errors
+/// [`CapacityError`] if `capacity` is 0, larger than `usize::MAX / 2`, or makes the buffer
+/// larger than `isize::MAX` bytes.
+///
+/// # Examples
+/// ```
+/// use aiothreads_core::ring;
+///
+/// assert!(ring::try_with_capacity::<u64>(0).is_err());
+/// let (mut tx, mut rx) = ring::try_with_capacity::<u64>(3).unwrap();
+/// assert_eq!(tx.capacity(), 3);
+/// std::thread::spawn(move || tx.push(1).unwrap()).join().unwrap();
+/// assert_eq!(rx.pop(), Ok(1));
+/// ```
+pub fn try_with_capacity<T>(
+    capacity: usize,
+) -> Result<(Producer<'static, T>, Consumer<'static, T>), CapacityError> {
+    if capacity == 0 || capacity > usize::MAX / 2 || Layout::array::<Slot<T>>(capacity).is_err() {
+        return Err(CapacityError { capacity });
+    }
+    let storage = Arc::new(Storage {
+        header: Header::new(),
+        slots: new_slots(capacity),
+    });
+    storage.header.reopen();
+    // SAFETY: each half owns an `Arc` of the storage, which keeps the pointers of `raw` valid;
+    // this is the only pair of halves made for it.
+    Ok(unsafe { halves(|| storage.raw(), || Some(Arc::clone(&storage))) })
+}
+
+/// A ring with `capacity` slots on the heap, as `'static` halves.
+///
+/// # Panics
+/// If `capacity` is 0, larger than `usize::MAX / 2`, or makes the buffer larger than
+/// `isize::MAX` bytes (see [`try_with_capacity`]).
+///
+/// # Examples
+/// ```
+/// let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<String>(16);
+/// tx.push("hi".into()).unwrap();
+/// assert_eq!(rx.pop().unwrap(), "hi");
+/// ```
+pub fn with_capacity<T>(capacity: usize) -> (Producer<'static, T>, Consumer<'static, T>) {
+    match try_with_capacity(capacity) {
+        Ok(halves) => halves,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The capacity given to [`try_with_capacity`] is 0 or too large.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CapacityError {
+    capacity: usize,
+}
+
+impl CapacityError {
+    /// The rejected capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl fmt::Debug for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapacityError")
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.capacity == 0 {
+            f.write_str("ring capacity must be at least 1")
+        } else {
+            write!(f, "ring capacity {} is too large", self.capacity)
+        }
+    }
+}
+
+impl core::error::Error for CapacityError {}

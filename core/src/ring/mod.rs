@@ -1,0 +1,924 @@
+//! A bounded, lock-free, single-producer single-consumer ring.
+//!
+//! [`Ring<T, N>`] keeps its `N` slots inline and has a `const fn new`, so it can live in a
+//! `static` and be split once with [`Ring::try_split`] (firmware, interrupt handlers), or on
+//! the stack and be split with [`Ring::split`]. With the `alloc` feature,
+//! [`with_capacity`] puts the slots on the heap with a capacity chosen at run time and returns
+//! `'static` halves.
+//!
+//! The two halves, [`Producer`] and [`Consumer`], are `Send` (when `T: Send`) but not `Sync`.
+//! They offer three layers, each built on the one before:
+//!
+//! 1. **Raw, wait-free:** [`Producer::push`], [`Consumer::pop`], [`Consumer::peek`] and the
+//!    batch operations ([`Producer::push_iter`], [`Producer::push_slice`],
+//!    [`Consumer::pop_batch`], [`Consumer::pop_slice`], [`Consumer::drain`]). No waker is
+//!    touched by `push`; see [Waking](#waking) for what that means.
+//! 2. **Async:** [`Producer::send`] / [`Producer::poll_ready`] / [`Producer::try_send`],
+//!    [`Consumer::recv`] / [`Consumer::poll_recv`], and `Stream` for [`Consumer`].
+//! 3. **Blocking a thread:** [`Producer::push_blocking`] and [`Consumer::pop_blocking`], over
+//!    any [`Park`](crate::park::Park) implementation.
+//!
+//! Either half can [close](Producer::close) the ring (dropping a half closes it). After a
+//! close the producer's pushes fail with [`PushError::Closed`], and the consumer still
+//! receives every item that was pushed, then [`PopError::Closed`]. Items still in the ring
+//! when the storage goes away are dropped exactly once.
+//!
+//! # Examples
+//!
+//! ```
+//! use aiothreads_core::ring::{PopError, Ring};
+//!
+//! static RING: Ring<u32, 4> = Ring::new();
+//!
+//! let (mut tx, mut rx) = RING.try_split().expect("first split");
+//! assert!(RING.try_split().is_none());
+//!
+//! tx.push(1).unwrap();
+//! tx.push(2).unwrap();
+//! assert_eq!(rx.pop(), Ok(1));
+//! drop(tx); // closes the ring
+//! assert_eq!(rx.pop(), Ok(2)); // items pushed before the close are still delivered
+//! assert_eq!(rx.pop(), Err(PopError::Closed));
+//! ```
+//!
+//! # Waking
+//!
+//! A consumer that waits ([`Consumer::poll_recv`], `recv().await`, `pop_blocking`) is woken
+//! by [`Producer::try_send`], [`Producer::send`], [`Producer::push_blocking`], the batch
+//! pushes, [`Producer::notify_consumer`], and a close. **The raw [`Producer::push`] does not
+//! wake anybody**: it is the primitive for producers that push many items and then call
+//! [`Producer::notify_consumer`] once, or whose consumer polls.
+//!
+//! A producer that waits for space ([`Producer::poll_ready`], `send().await`,
+//! `push_blocking`) is woken *lazily*: every pop counts, and the consumer looks for a waiting
+//! producer only every `max(1, capacity / 2)` popped items (a *checkpoint*), when it is itself
+//! about to wait on an empty ring, on [`Consumer::notify_producer`], and on close. Because a
+//! producer only waits on a *full* ring, the consumer must pop at least `capacity / 2` items
+//! (reaching a checkpoint) before it could find the ring empty, so a consumer that keeps
+//! consuming always wakes a waiting producer, and does so with at least half the ring free.
+//! A consumer that stops popping before the next checkpoint (while it does something else)
+//! delays the producer until it pops again; call [`Consumer::notify_producer`] if that
+//! matters.
+//!
+//! # Memory ordering
+//!
+//! - `tail` (producer position) is published with a `Release` store after the slot was
+//!   written; the consumer loads it with `Acquire` before reading the slot. `head` (consumer
+//!   position) is published with `Release` after the slot was read out; the producer loads it
+//!   with `Acquire` before overwriting the slot. Each half caches the other half's position
+//!   and reloads it only when the cache says full (producer) or empty (consumer), so the hot
+//!   path has no RMW and usually touches no cache line written by the other side.
+//! - Waiting is a Dekker pair on each direction. The waiting side registers its waker, stores
+//!   its `*_waiting` flag, executes `fence(SeqCst)` and re-checks the ring. The notifying side
+//!   publishes its position, executes `fence(SeqCst)` and loads the flag. The two `SeqCst`
+//!   fences are totally ordered: if the waiter's fence comes first, the notifier sees the
+//!   flag and wakes; if the notifier's fence comes first, the waiter's re-check sees the new
+//!   position and does not sleep. A wake is therefore never lost, and a side pays for the
+//!   wake (one `swap` plus the waker call) only when the other side is actually waiting.
+//! - `closed` is stored with `Release` after the closing side's last publication and loaded
+//!   with `Acquire` where the consumer decides that an empty ring is finished; closing then
+//!   wakes the other side unconditionally (after the same fence).
+//!
+//! [`with_capacity`]: crate::ring::with_capacity
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell};
+
+mod batch;
+mod error;
+mod future;
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+mod heap;
+
+pub use batch::Drain;
+pub use error::{Closed, PopError, PushError};
+pub use future::{Recv, Send};
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+pub use heap::{try_with_capacity, with_capacity, CapacityError};
+
+/// One slot of the ring: initialised exactly when its position is in `head .. tail`.
+type Slot<T> = UnsafeCell<MaybeUninit<T>>;
+
+/// What keeps the storage of heap halves alive (an `Arc`); nothing for borrowed halves.
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+type Owner<T> = Option<heap::Arc<heap::Storage<T>>>;
+/// What keeps the storage of heap halves alive; without `alloc` halves always borrow.
+#[cfg(not(any(feature = "alloc", aiothreads_loom)))]
+type Owner<T> = PhantomData<fn() -> T>;
+
+/// The state shared by both halves, apart from the slots.
+pub(crate) struct Header {
+    /// Consumer position: the next slot to read. Invariant: in `0 .. 2 * cap`, and
+    /// `distance(head, tail) <= cap`. Written only by the consumer (`Release`, after the slot
+    /// was read out); read by the producer (`Acquire`) when its cached copy says full.
+    head: CachePadded<AtomicUsize>,
+    /// Producer position: the next slot to write. Invariant: in `0 .. 2 * cap`. Written only
+    /// by the producer (`Release`, after the slot was written); read by the consumer
+    /// (`Acquire`) when its cached copy says empty.
+    tail: CachePadded<AtomicUsize>,
+    /// Read-mostly flags and wakers, on their own line so that pushes and pops do not
+    /// bounce it.
+    signals: CachePadded<Signals>,
+}
+
+/// Closing, waiting and splitting state.
+struct Signals {
+    /// Set (`Release`) by either half's `close` (or drop); cleared only by [`Ring::split`].
+    closed: AtomicBool,
+    /// The consumer waits for items: set by `Consumer::poll_recv` before its fence, cleared by
+    /// the producer's `swap` that decides to wake it.
+    rx_waiting: AtomicBool,
+    /// The producer waits for space: set by `Producer::poll_ready` before its fence, cleared
+    /// by the consumer's `swap` that decides to wake it.
+    tx_waiting: AtomicBool,
+    /// `true` once [`Ring::try_split`] handed out the halves (or [`Ring::split`] did).
+    taken: AtomicBool,
+    /// The waiting consumer's waker.
+    rx_waker: AtomicWaker,
+    /// The waiting producer's waker.
+    tx_waker: AtomicWaker,
+}
+
+impl Header {
+    /// An empty, open, not yet split header.
+    #[cfg(not(aiothreads_loom))]
+    const fn new() -> Self {
+        Self {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            signals: CachePadded(Signals {
+                closed: AtomicBool::new(false),
+                rx_waiting: AtomicBool::new(false),
+                tx_waiting: AtomicBool::new(false),
+                taken: AtomicBool::new(false),
+                rx_waker: AtomicWaker::new(),
+                tx_waker: AtomicWaker::new(),
+            }),
+        }
+    }
+
+    /// An empty, open, not yet split header (loom build: loom's atomics are not `const`).
+    #[cfg(aiothreads_loom)]
+    fn new() -> Self {
+        Self {
+            head: CachePadded(AtomicUsize::new(0)),
+            tail: CachePadded(AtomicUsize::new(0)),
+            signals: CachePadded(Signals {
+                closed: AtomicBool::new(false),
+                rx_waiting: AtomicBool::new(false),
+                tx_waiting: AtomicBool::new(false),
+                taken: AtomicBool::new(false),
+                rx_waker: AtomicWaker::new(),
+                tx_waker: AtomicWaker::new(),
+            }),
+        }
+    }
+
+    /// Reopens the ring for a new pair of halves; the caller has exclusive access (no half
+    /// exists), so `Relaxed` is enough and stale wakers are dropped.
+    fn reopen(&self) {
+        let s = &self.signals;
+        s.closed.store(false, Ordering::Relaxed);
+        s.rx_waiting.store(false, Ordering::Relaxed);
+        s.tx_waiting.store(false, Ordering::Relaxed);
+        s.taken.store(true, Ordering::Relaxed);
+        drop(s.rx_waker.take());
+        drop(s.tx_waker.take());
+    }
+}
+
+/// A view of the storage: header, slot buffer and capacity. Both halves hold one.
+struct Raw<T> {
+    /// Points to the header, valid for as long as the half holding this view exists (the
+    /// half borrows the [`Ring`] for `'a`, or owns an `Arc` of the heap storage).
+    header: NonNull<Header>,
+    /// Points to `cap` slots, valid under the same condition as `header`.
+    slots: NonNull<Slot<T>>,
+    /// Number of slots. Invariant: `1 <= cap <= usize::MAX / 2`, so `2 * cap` never
+    /// overflows.
+    cap: usize,
+}
+
+impl<T> Raw<T> {
+    /// # Safety
+    /// `header` and `slots` (`cap` of them) must stay valid while the view is used, and at
+    /// most one producer and one consumer view may exist for the same storage at a time.
+    unsafe fn new(header: NonNull<Header>, slots: NonNull<Slot<T>>, cap: usize) -> Self {
+        debug_assert!((1..=usize::MAX / 2).contains(&cap));
+        Self { header, slots, cap }
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &Header {
+        // SAFETY: the header outlives the view (field invariant of `header`).
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The slot index of position `pos` (no division: positions wrap at `2 * cap`).
+    #[inline(always)]
+    fn index(&self, pos: usize) -> usize {
+        debug_assert!(pos < 2 * self.cap, "position {pos} out of range");
+        if pos < self.cap {
+            pos
+        } else {
+            pos - self.cap
+        }
+    }
+
+    /// Position `pos` advanced by `n <= cap`, wrapped into `0 .. 2 * cap`.
+    #[inline(always)]
+    fn advance(&self, pos: usize, n: usize) -> usize {
+        debug_assert!(pos < 2 * self.cap && n <= self.cap);
+        let wrap = 2 * self.cap - n;
+        if pos >= wrap {
+            pos - wrap
+        } else {
+            pos + n
+        }
+    }
+
+    /// Number of items between `head` and `tail`.
+    #[inline(always)]
+    fn distance(&self, head: usize, tail: usize) -> usize {
+        debug_assert!(head < 2 * self.cap && tail < 2 * self.cap);
+        let d = if tail >= head {
+            tail - head
+        } else {
+            tail + (2 * self.cap - head)
+        };
+        debug_assert!(
+            d <= self.cap,
+            "head {head} and tail {tail} are more than cap apart"
+        );
+        d
+    }
+
+    /// Writes `value` into the slot of position `pos`.
+    ///
+    /// # Safety
+    /// Only the producer calls this, for a position in `tail .. head + cap` (a vacant slot
+    /// the consumer does not read).
+    #[inline(always)]
+    unsafe fn write(&self, pos: usize, value: T) {
+        // SAFETY: forwarded caller contract; `index` maps the position to its slot.
+        unsafe { self.write_index(self.index(pos), value) }
+    }
+
+    /// Writes `value` into slot `index`.
+    ///
+    /// # Safety
+    /// `index < cap`, and the slot belongs to the producer's vacant region (see `write`).
+    #[inline(always)]
+    unsafe fn write_index(&self, index: usize, value: T) {
+        debug_assert!(index < self.cap);
+        // SAFETY: `index < cap`, so the pointer stays inside the buffer (field invariant).
+        let slot = unsafe { &*self.slots.as_ptr().add(index) };
+        // SAFETY: the slot is vacant and only the producer touches it (caller contract).
+        slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+    }
+
+    /// Moves the item out of the slot of position `pos`.
+    ///
+    /// # Safety
+    /// Only the consumer calls this, for a position in `head .. tail` (an initialised slot the
+    /// producer does not write), and the position is then given up (head moves past it).
+    #[inline(always)]
+    unsafe fn read(&self, pos: usize) -> T {
+        // SAFETY: forwarded caller contract; `index` maps the position to its slot.
+        unsafe { self.read_index(self.index(pos)) }
+    }
+
+    /// Moves the item out of slot `index`.
+    ///
+    /// # Safety
+    /// `index < cap`, and the slot belongs to the consumer's initialised region (see `read`).
+    #[inline(always)]
+    unsafe fn read_index(&self, index: usize) -> T {
+        debug_assert!(index < self.cap);
+        // SAFETY: `index < cap`, so the pointer stays inside the buffer.
+        let slot = unsafe { &*self.slots.as_ptr().add(index) };
+        // SAFETY: the slot is initialised and exclusively the consumer's (caller contract).
+        slot.with(|p| unsafe { (*p).assume_init_read() })
+    }
+
+    /// A reference to the item in the slot of position `pos`.
+    ///
+    /// # Safety
+    /// As for [`Raw::read`], and the consumer must not move past `pos` while the reference
+    /// lives.
+    #[inline(always)]
+    unsafe fn get(&self, pos: usize) -> &T {
+        let index = self.index(pos);
+        // SAFETY: `index < cap`, so the pointer stays inside the buffer.
+        let slot = unsafe { &*self.slots.as_ptr().add(index) };
+        // SAFETY: the slot is initialised and the producer does not write it until head moves
+        // past it (caller contract).
+        slot.with(|p| unsafe { (*p).assume_init_ref() })
+    }
+
+    /// Drops the items still in the ring.
+    ///
+    /// # Safety
+    /// No half may use the storage any more (the caller has exclusive access), and the items
+    /// must not be used afterwards.
+    unsafe fn drop_remaining(&self) {
+        if !core::mem::needs_drop::<T>() {
+            return;
+        }
+        // Acquire: pairs with the last Release stores of the halves (the exclusive access was
+        // itself established by a join, a `&mut` borrow or the `Arc` count, so this is
+        // belt and braces).
+        let mut pos = self.header().head.load(Ordering::Acquire);
+        let tail = self.header().tail.load(Ordering::Acquire);
+        while pos != tail {
+            // SAFETY: `pos` is in `head .. tail`, so the slot is initialised; nothing else
+            // uses the storage (caller contract).
+            drop(unsafe { self.read(pos) });
+            pos = self.advance(pos, 1);
+        }
+    }
+
+    /// Closes the ring and wakes the waker chosen by `other`.
+    fn close(&self, other: impl FnOnce(&Signals) -> &AtomicWaker) {
+        let s = &self.header().signals;
+        // Release: everything this half published before (tail stores of the producer) is
+        // visible to whoever sees the flag with Acquire (`Consumer::finished`).
+        s.closed.store(true, Ordering::Release);
+        // Pairs with the fence of the waiting side (`poll_recv` / `poll_ready`): either the
+        // waiter's re-check sees `closed`, or its waker is registered by now and woken here.
+        fence(Ordering::SeqCst);
+        other(s).wake();
+    }
+}
+
+/// Makes the two halves over `raw`.
+///
+/// # Safety
+/// The storage behind `raw` must outlive `'a` (or be kept alive by `owner`), and no other
+/// half may exist for it.
+unsafe fn halves<'a, T>(
+    raw: impl Fn() -> Raw<T>,
+    owner: impl Fn() -> Owner<T>,
+) -> (Producer<'a, T>, Consumer<'a, T>) {
+    let producer_raw = raw();
+    let consumer_raw = raw();
+    // Acquire: a previous pair of halves may have run on other threads; their last stores
+    // are visible through whatever gave us exclusive access, this is belt and braces.
+    let head = producer_raw.header().head.load(Ordering::Acquire);
+    let tail = producer_raw.header().tail.load(Ordering::Acquire);
+    let checkpoint = if consumer_raw.cap / 2 > 1 {
+        consumer_raw.cap / 2
+    } else {
+        1
+    };
+    (
+        Producer {
+            raw: producer_raw,
+            tail,
+            cached_head: head,
+            _owner: owner(),
+            _borrow: PhantomData,
+        },
+        Consumer {
+            raw: consumer_raw,
+            head,
+            cached_tail: tail,
+            popped: 0,
+            checkpoint,
+            _owner: owner(),
+            _borrow: PhantomData,
+        },
+    )
+}
+
+/// A bounded SPSC ring with `N` inline slots. See the [module docs](self).
+///
+/// `N` must be at least 1 (checked at compile time).
+///
+/// # Examples
+///
+/// ```
+/// use aiothreads_core::ring::Ring;
+///
+/// let mut ring = Ring::<String, 8>::new();
+/// let (mut tx, mut rx) = ring.split();
+/// tx.push("hello".to_string()).unwrap();
+/// assert_eq!(rx.pop().unwrap(), "hello");
+/// ```
+///
+/// A capacity of zero does not compile:
+///
+/// ```compile_fail
+/// let ring = aiothreads_core::ring::Ring::<u8, 0>::new();
+/// ```
+pub struct Ring<T, const N: usize> {
+    header: Header,
+    /// Slot `i` is initialised exactly when some position in `head .. tail` maps to `i`.
+    slots: [Slot<T>; N],
+}
+
+// SAFETY: through `&Ring` one can only split once (`try_split`, guarded by the atomic `taken`
+// flag, so at most one producer and one consumer exist) and read atomics. The halves move `T`
+// values between threads, hence `T: Send`; no `&T` is shared between threads except through
+// `Consumer::peek`, which only the consumer can call, so `T: Sync` is not needed.
+unsafe impl<T: core::marker::Send, const N: usize> Sync for Ring<T, N> {}
+
+impl<T, const N: usize> Ring<T, N> {
+    /// Compile-time check of `N`, evaluated when `new` is instantiated.
+    const VALID_CAPACITY: () = assert!(
+        N >= 1 && N <= usize::MAX / 2,
+        "Ring<T, N> needs a capacity N of at least 1"
+    );
+
+    /// An empty ring. `const`, so it can initialise a `static`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    /// static RING: Ring<u32, 64> = Ring::new();
+    /// assert_eq!(RING.capacity(), 64);
+    /// ```
+    #[cfg(not(aiothreads_loom))]
+    pub const fn new() -> Self {
+        let () = Self::VALID_CAPACITY;
+        Self {
+            header: Header::new(),
+            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; N],
+        }
+    }
+
+    /// An empty ring (loom build: loom's atomics and cells are not `const`).
+    #[cfg(aiothreads_loom)]
+    pub fn new() -> Self {
+        let () = Self::VALID_CAPACITY;
+        Self {
+            header: Header::new(),
+            slots: core::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+        }
+    }
+
+    /// The number of slots, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// The number of items in the ring right now (a snapshot if halves are in use).
+    pub fn len(&self) -> usize {
+        let raw = self.raw();
+        let head = raw.header().head.load(Ordering::Acquire);
+        let tail = raw.header().tail.load(Ordering::Acquire);
+        raw.distance(head, tail)
+    }
+
+    /// `true` if [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn raw(&self) -> Raw<T> {
+        // SAFETY: the header and the `N` slots live as long as `self`; callers create halves
+        // only under the exclusivity guaranteed by `split`'s `&mut` or `try_split`'s flag.
+        unsafe {
+            Raw::new(
+                NonNull::from(&self.header),
+                NonNull::from(&self.slots).cast(),
+                N,
+            )
+        }
+    }
+
+    /// Splits the ring into its two halves. Always succeeds: the `&mut` borrow guarantees
+    /// that no other halves exist.
+    ///
+    /// Reopens a ring whose previous halves closed it; items left in it by previous halves are
+    /// delivered to the new consumer. After a `split`, [`try_split`](Self::try_split) returns
+    /// `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 2>::new();
+    /// {
+    ///     let (mut tx, _) = ring.split(); // the consumer is dropped: closed
+    ///     assert!(tx.push(1).is_err());
+    /// }
+    /// let (mut tx, mut rx) = ring.split(); // reopened
+    /// tx.push(2).unwrap();
+    /// assert_eq!(rx.pop(), Ok(2));
+    /// ```
+    pub fn split(&mut self) -> (Producer<'_, T>, Consumer<'_, T>) {
+        self.header.reopen();
+        let this = &*self;
+        // SAFETY: the halves borrow `self` for their lifetime, and the `&mut` guarantees that
+        // no other halves exist.
+        unsafe { halves(|| this.raw(), Owner::default) }
+    }
+
+    /// Splits a shared ring (a `static`) into its halves, once: the first call returns them,
+    /// every later call returns `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    ///
+    /// static RING: Ring<u32, 16> = Ring::new();
+    /// let halves = RING.try_split();
+    /// assert!(halves.is_some());
+    /// assert!(RING.try_split().is_none());
+    /// ```
+    pub fn try_split(&self) -> Option<(Producer<'_, T>, Consumer<'_, T>)> {
+        // Acquire: a ring that was split with `split` and then shared is seen in its final
+        // state (belt and braces: sharing it already synchronised).
+        if self.header.signals.taken.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the halves borrow `self`; the `taken` flag was false and is now true, so this
+        // is the only pair ever handed out through `&self` (and `split` needs `&mut`).
+        Some(unsafe { halves(|| self.raw(), Owner::default) })
+    }
+}
+
+impl<T, const N: usize> Default for Ring<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const N: usize> Drop for Ring<T, N> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no half exists any more.
+        unsafe { self.raw().drop_remaining() }
+    }
+}
+
+impl<T, const N: usize> fmt::Debug for Ring<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &N)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// The writing half of a ring. See the [module docs](crate::ring).
+///
+/// `Send` when `T: Send`, not `Sync`:
+///
+/// ```compile_fail
+/// fn assert_sync<S: Sync>() {}
+/// assert_sync::<aiothreads_core::ring::Producer<'static, u32>>();
+/// ```
+pub struct Producer<'a, T> {
+    raw: Raw<T>,
+    /// Own position, the only copy that is ever ahead of the shared `tail` (between a write and
+    /// its publication). In `0 .. 2 * cap`.
+    tail: usize,
+    /// Last `head` seen; the real head is never behind it, so it may only under-report space.
+    cached_head: usize,
+    _owner: Owner<T>,
+    _borrow: PhantomData<&'a Header>,
+}
+
+// SAFETY: the producer moves `T` values into the ring for the consumer's thread (hence
+// `T: Send`); its raw pointers refer to storage that outlives it (borrowed for `'a` or owned
+// through an `Arc`), and all state it shares is atomics or slots it owns by the SPSC protocol.
+unsafe impl<T: core::marker::Send> core::marker::Send for Producer<'_, T> {}
+
+impl<T> Producer<'_, T> {
+    /// Pushes `value` without waking anybody (see [Waking](crate::ring#waking)). Wait-free.
+    ///
+    /// # Errors
+    /// [`PushError::Full`] if there is no free slot, [`PushError::Closed`] if either half
+    /// closed the ring; both hand `value` back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aiothreads_core::ring::{PushError, Ring};
+    ///
+    /// let mut ring = Ring::<u8, 1>::new();
+    /// let (mut tx, _rx) = ring.split();
+    /// assert_eq!(tx.push(1), Ok(()));
+    /// assert_eq!(tx.push(2), Err(PushError::Full(2)));
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        // Cost: 1 Relaxed load of the read-mostly `closed` flag, 1 Acquire load of `head` only
+        // when the cached head says full, 1 Release store of `tail`; no RMW, no fence, no wake.
+        if self.raw.header().signals.closed.load(Ordering::Relaxed) {
+            return Err(PushError::Closed(value));
+        }
+        if self.raw.distance(self.cached_head, self.tail) == self.raw.cap {
+            // Acquire: pairs with the consumer's Release store of `head`, so its reads of the
+            // slots it gave up happen before we overwrite them.
+            self.cached_head = self.raw.header().head.load(Ordering::Acquire);
+            if self.raw.distance(self.cached_head, self.tail) == self.raw.cap {
+                return Err(PushError::Full(value));
+            }
+        }
+        // SAFETY: `tail` is not `cap` ahead of head, so its slot is vacant, and only the
+        // producer writes slots.
+        unsafe { self.raw.write(self.tail, value) };
+        self.tail = self.raw.advance(self.tail, 1);
+        // Release: pairs with the consumer's Acquire load of `tail`; the slot write happens
+        // before the consumer reads it.
+        self.raw.header().tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Wakes the consumer if it waits for items. Call it after raw [`push`](Self::push)es;
+    /// the other producer operations call it themselves.
+    ///
+    /// Cost: a `SeqCst` fence and a Relaxed load; plus a `swap` and the wake only when the
+    /// consumer is waiting.
+    #[inline]
+    pub fn notify_consumer(&self) {
+        let s = &self.raw.header().signals;
+        // Pairs with the fence in `Consumer::poll_recv` (Dekker): either the consumer's re-check
+        // of `tail` sees our last Release store of `tail`, or we see its `rx_waiting` store.
+        fence(Ordering::SeqCst);
+        if s.rx_waiting.load(Ordering::Relaxed) && s.rx_waiting.swap(false, Ordering::Relaxed) {
+            s.rx_waker.wake();
+        }
+    }
+
+    /// The number of slots this half can fill right now (free slots; a lower bound, the
+    /// consumer may free more at any time).
+    pub fn slots(&mut self) -> usize {
+        // Acquire: as in `push`.
+        self.cached_head = self.raw.header().head.load(Ordering::Acquire);
+        self.raw.cap - self.raw.distance(self.cached_head, self.tail)
+    }
+
+    /// Same as [`slots`](Self::slots).
+    pub fn free_slots(&mut self) -> usize {
+        self.slots()
+    }
+
+    /// The number of items in the ring (an upper bound: the consumer may pop at any time).
+    pub fn len(&self) -> usize {
+        let head = self.raw.header().head.load(Ordering::Acquire);
+        self.raw.distance(head, self.tail)
+    }
+
+    /// `true` if the ring holds no item (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if no slot is free (a snapshot).
+    pub fn is_full(&mut self) -> bool {
+        self.slots() == 0
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> usize {
+        self.raw.cap
+    }
+
+    /// `true` once either half closed the ring (the consumer left, or [`close`](Self::close)
+    /// was called).
+    pub fn is_closed(&self) -> bool {
+        self.raw.header().signals.closed.load(Ordering::Relaxed)
+    }
+
+    /// Closes the ring: later pushes fail with `Closed`; the consumer receives the items
+    /// already pushed, then `Closed`. Wakes the consumer. Idempotent; dropping the producer
+    /// closes too.
+    pub fn close(&mut self) {
+        self.raw.close(|s| &s.rx_waker);
+    }
+}
+
+impl<T> Drop for Producer<'_, T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for Producer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.raw.cap)
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reading half of a ring. See the [module docs](crate::ring).
+///
+/// `Send` when `T: Send`, not `Sync`:
+///
+/// ```compile_fail
+/// fn assert_sync<S: Sync>() {}
+/// assert_sync::<aiothreads_core::ring::Consumer<'static, u32>>();
+/// ```
+pub struct Consumer<'a, T> {
+    raw: Raw<T>,
+    /// Own position, always equal to the shared `head` between calls. In `0 .. 2 * cap`.
+    head: usize,
+    /// Last `tail` seen; the real tail is never behind it, so it may only under-report items.
+    cached_tail: usize,
+    /// Items popped since the last checkpoint. Invariant: `< checkpoint` between calls.
+    popped: usize,
+    /// `max(1, cap / 2)`: how many pops make a checkpoint (see [Waking](crate::ring#waking)).
+    checkpoint: usize,
+    _owner: Owner<T>,
+    _borrow: PhantomData<&'a Header>,
+}
+
+// SAFETY: the consumer moves `T` values out of the ring on its thread (hence `T: Send`); its raw
+// pointers refer to storage that outlives it, and all state it shares is atomics or slots it
+// owns by the SPSC protocol.
+unsafe impl<T: core::marker::Send> core::marker::Send for Consumer<'_, T> {}
+
+impl<T> Consumer<'_, T> {
+    /// Pops the oldest item. Wait-free. Counts towards the checkpoint that wakes a waiting
+    /// producer (see [Waking](crate::ring#waking)), so a producer waiting in `send` is never
+    /// stranded by raw pops.
+    ///
+    /// # Errors
+    /// [`PopError::Empty`] if no item is available, [`PopError::Closed`] if the ring is empty
+    /// and closed (no item will ever come).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aiothreads_core::ring::{PopError, Ring};
+    ///
+    /// let mut ring = Ring::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(rx.pop(), Err(PopError::Empty));
+    /// tx.push(7).unwrap();
+    /// assert_eq!(rx.pop(), Ok(7));
+    /// ```
+    #[inline]
+    pub fn pop(&mut self) -> Result<T, PopError> {
+        // Cost: 1 Acquire load of `tail` only when the cached tail says empty, 1 Release store
+        // of `head`, a local counter; every `max(1, cap / 2)` pops a SeqCst fence and a Relaxed
+        // load (plus a wake if the producer waits). No RMW otherwise.
+        self.ready()?;
+        // SAFETY: `ready` established `head != tail`: the slot is initialised and the producer
+        // does not write it until we publish a head past it.
+        let value = unsafe { self.raw.read(self.head) };
+        self.head = self.raw.advance(self.head, 1);
+        // Release: pairs with the producer's Acquire load of `head`; our read of the slot
+        // happens before the producer overwrites it.
+        self.raw.header().head.store(self.head, Ordering::Release);
+        self.count_popped(1);
+        Ok(value)
+    }
+
+    /// Same as [`pop`](Self::pop) (which already keeps the producer-wake protocol); the name
+    /// pairs with [`Producer::try_send`].
+    ///
+    /// # Errors
+    /// As for [`pop`](Self::pop).
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, PopError> {
+        self.pop()
+    }
+
+    /// A reference to the oldest item, without popping it.
+    ///
+    /// # Errors
+    /// As for [`pop`](Self::pop).
+    pub fn peek(&mut self) -> Result<&T, PopError> {
+        self.ready()?;
+        // SAFETY: `head != tail`; `&mut self` is borrowed for the reference's lifetime, so the
+        // consumer cannot move past the slot while it lives.
+        Ok(unsafe { self.raw.get(self.head) })
+    }
+
+    /// `Ok` if an item is available at `head`.
+    #[inline(always)]
+    fn ready(&mut self) -> Result<(), PopError> {
+        if self.head != self.cached_tail {
+            return Ok(());
+        }
+        // Acquire: pairs with the producer's Release store of `tail`.
+        self.cached_tail = self.raw.header().tail.load(Ordering::Acquire);
+        if self.head != self.cached_tail {
+            return Ok(());
+        }
+        self.finished()
+    }
+
+    /// The ring looked empty: is it closed for good?
+    #[cold]
+    fn finished(&mut self) -> Result<(), PopError> {
+        if !self.raw.header().signals.closed.load(Ordering::Acquire) {
+            return Err(PopError::Empty);
+        }
+        // The Acquire above pairs with the Release store of `closed` in `Raw::close`: if the
+        // producer closed, its last `tail` store is visible to this reload.
+        self.cached_tail = self.raw.header().tail.load(Ordering::Acquire);
+        if self.head != self.cached_tail {
+            Ok(())
+        } else {
+            Err(PopError::Closed)
+        }
+    }
+
+    /// Number of items available now (reloads `tail`).
+    #[inline]
+    fn available(&mut self) -> usize {
+        // Acquire: pairs with the producer's Release store of `tail`.
+        self.cached_tail = self.raw.header().tail.load(Ordering::Acquire);
+        self.raw.distance(self.head, self.cached_tail)
+    }
+
+    /// Adds `n` pops to the checkpoint counter, notifying the producer when it is reached.
+    #[inline(always)]
+    fn count_popped(&mut self, n: usize) {
+        self.popped += n;
+        if self.popped >= self.checkpoint {
+            self.notify_producer();
+        }
+    }
+
+    /// Wakes the producer if it waits for space, and restarts the checkpoint count. Pops do
+    /// this every `max(1, capacity / 2)` items; call it to wake the producer earlier.
+    ///
+    /// Cost: a `SeqCst` fence and a Relaxed load; plus a `swap` and the wake only when the
+    /// producer is waiting.
+    #[inline(never)]
+    pub fn notify_producer(&mut self) {
+        self.popped = 0;
+        // Pairs with the fence in `Producer::poll_ready` (Dekker): either the producer's
+        // re-check of `head` sees our last Release store of `head`, or we see `tx_waiting`.
+        fence(Ordering::SeqCst);
+        self.wake_producer_if_waiting();
+    }
+
+    /// The tail of `notify_producer`, for callers that just executed the fence.
+    fn wake_producer_if_waiting(&mut self) {
+        let s = &self.raw.header().signals;
+        if s.tx_waiting.load(Ordering::Relaxed) && s.tx_waiting.swap(false, Ordering::Relaxed) {
+            s.tx_waker.wake();
+        }
+    }
+
+    /// The number of items this half can pop right now (a lower bound).
+    pub fn slots(&mut self) -> usize {
+        self.available()
+    }
+
+    /// Same as [`slots`](Self::slots): the number of items in the ring.
+    pub fn len(&mut self) -> usize {
+        self.available()
+    }
+
+    /// `true` if no item is available right now.
+    pub fn is_empty(&mut self) -> bool {
+        self.available() == 0
+    }
+
+    /// The number of free slots (an upper bound: the producer may push at any time).
+    pub fn free_slots(&mut self) -> usize {
+        self.raw.cap - self.available()
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> usize {
+        self.raw.cap
+    }
+
+    /// `true` once either half closed the ring. Items pushed before may still be available.
+    pub fn is_closed(&self) -> bool {
+        self.raw.header().signals.closed.load(Ordering::Relaxed)
+    }
+
+    /// Closes the ring: the producer's later pushes fail with `Closed` and a waiting producer
+    /// is woken. Items already in the ring can still be popped. Idempotent; dropping the
+    /// consumer closes too.
+    pub fn close(&mut self) {
+        self.raw.close(|s| &s.tx_waker);
+    }
+}
+
+impl<T> Drop for Consumer<'_, T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for Consumer<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = self.raw.header().tail.load(Ordering::Acquire);
+        f.debug_struct("Consumer")
+            .field("capacity", &self.raw.cap)
+            .field("len", &self.raw.distance(self.head, tail))
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
