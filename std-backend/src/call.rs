@@ -1,0 +1,590 @@
+//! The user-facing call forms: [`Call`] (what `threaded!` functions return), [`Threaded`]
+//! (the closure form), and the `threaded!` / `threaded_separate!` macros.
+
+use core::future::IntoFuture;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::pool::{default_pool, Pool};
+use crate::separate::{run_on_new_thread, DEFAULT_NAME};
+use crate::task::{JoinHandle, Task};
+
+/// Where a call runs.
+#[derive(Clone)]
+enum Target {
+    /// The default pool.
+    Default,
+    /// A chosen pool.
+    Pool(Pool),
+    /// A new OS thread with this name.
+    Separate(Cow<'static, str>),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("DefaultPool"),
+            Self::Pool(_) => f.write_str("Pool"),
+            Self::Separate(name) => write!(f, "Separate({name:?})"),
+        }
+    }
+}
+
+impl Target {
+    fn submit<F, R>(self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match self {
+            Self::Default => default_pool().spawn(f),
+            Self::Pool(pool) => pool.spawn(f),
+            Self::Separate(name) => run_on_new_thread(name, Task::new(f)),
+        }
+    }
+}
+
+/// One prepared call of a threaded function: the function's arguments are bound, nothing has
+/// run yet. This is what functions written with [`threaded!`](crate::threaded!) and
+/// [`threaded_separate!`](crate::threaded_separate!) return, and what [`Threaded::bind`]
+/// gives.
+///
+/// - `.await` (through [`IntoFuture`]) submits it and waits for the result;
+/// - [`call`](Self::call) / [`async_call`](Self::async_call) submit it at once and return the
+///   [`JoinHandle`] (a `Future` of the result), as `spawn_blocking` does;
+/// - [`sync_call`](Self::sync_call) runs it inline on the current thread;
+/// - [`on`](Self::on) picks a pool, [`separate`](Self::separate) a new thread,
+///   [`name`](Self::name) that thread's name.
+///
+/// # Examples
+/// ```
+/// use aiothreads::Call;
+///
+/// # futures::executor::block_on(async {
+/// let call = Call::new(|| 2 + 2);
+/// assert_eq!(call.await, 4);
+/// assert_eq!(Call::new(|| 5).sync_call(), 5);
+/// # });
+/// ```
+#[must_use = "a Call does nothing until it is awaited, called or sync-called"]
+pub struct Call<F> {
+    f: F,
+    target: Target,
+}
+
+impl<F> fmt::Debug for Call<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, R> Call<F>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    /// A call of `f` on the default pool.
+    ///
+    /// # Examples
+    /// ```
+    /// let handle = aiothreads::Call::new(|| "hi").call();
+    /// assert_eq!(futures::executor::block_on(handle), "hi");
+    /// ```
+    pub fn new(f: F) -> Self {
+        Self {
+            f,
+            target: Target::Default,
+        }
+    }
+
+    /// A call of `f` on a new OS thread named `name` (what `threaded_separate!` uses).
+    ///
+    /// # Examples
+    /// ```
+    /// let call = aiothreads::Call::new_separate("worker", || {
+    ///     std::thread::current().name().unwrap().to_owned()
+    /// });
+    /// assert_eq!(futures::executor::block_on(call.into_future()), "worker");
+    /// # use std::future::IntoFuture;
+    /// ```
+    pub fn new_separate(name: impl Into<Cow<'static, str>>, f: F) -> Self {
+        Self {
+            f,
+            target: Target::Separate(name.into()),
+        }
+    }
+
+    /// Runs the call on `pool` instead.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = aiothreads::Pool::builder().thread_name_prefix("mine").build();
+    /// let call = aiothreads::Call::new(|| std::thread::current().name().unwrap().to_owned());
+    /// let name = futures::executor::block_on(call.on(&pool).call());
+    /// assert!(name.starts_with("mine-"));
+    /// ```
+    pub fn on(mut self, pool: &Pool) -> Self {
+        self.target = Target::Pool(pool.clone());
+        self
+    }
+
+    /// Runs the call on a new OS thread instead of a pool (keeping the name of a
+    /// `threaded_separate!` call; `aiothreads-separate` otherwise).
+    ///
+    /// # Examples
+    /// ```
+    /// let call = aiothreads::Call::new(|| std::thread::current().name().unwrap().to_owned());
+    /// assert_eq!(futures::executor::block_on(call.separate().call()), "aiothreads-separate");
+    /// ```
+    pub fn separate(mut self) -> Self {
+        if !matches!(self.target, Target::Separate(_)) {
+            self.target = Target::Separate(Cow::Borrowed(DEFAULT_NAME));
+        }
+        self
+    }
+
+    /// Names the thread of a call that runs on a separate thread (`threaded_separate!`, or
+    /// after [`separate`](Self::separate)). Pool threads keep their pool's names: for a pool
+    /// call this does nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// let call = aiothreads::Call::new_separate("a", || std::thread::current().name().unwrap().to_owned());
+    /// assert_eq!(futures::executor::block_on(call.name("b").call()), "b");
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        if let Target::Separate(n) = &mut self.target {
+            *n = name.into();
+        }
+        self
+    }
+
+    /// Submits the call at once and returns the handle of its result.
+    ///
+    /// # Examples
+    /// ```
+    /// let handle = aiothreads::Call::new(|| 1).call();
+    /// assert_eq!(futures::executor::block_on(handle), 1);
+    /// ```
+    pub fn call(self) -> JoinHandle<R> {
+        self.target.submit(self.f)
+    }
+
+    /// Same as [`call`](Self::call) (the name of the original's explicit async call).
+    ///
+    /// # Examples
+    /// ```
+    /// let handle = aiothreads::Call::new(|| 1).async_call();
+    /// assert_eq!(futures::executor::block_on(handle), 1);
+    /// ```
+    pub fn async_call(self) -> JoinHandle<R> {
+        self.call()
+    }
+
+    /// Runs the function inline on the current thread and returns its result (blocking this
+    /// thread; no pool, no new thread).
+    ///
+    /// # Examples
+    /// ```
+    /// let me = std::thread::current().id();
+    /// assert_eq!(aiothreads::Call::new(move || std::thread::current().id() == me).sync_call(), true);
+    /// ```
+    pub fn sync_call(self) -> R {
+        (self.f)()
+    }
+}
+
+impl<F, R> IntoFuture for Call<F>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    type Output = R;
+    type IntoFuture = JoinHandle<R>;
+
+    fn into_future(self) -> JoinHandle<R> {
+        self.call()
+    }
+}
+
+/// A function that a [`Threaded`] wrapper can call with its arguments packed in a tuple.
+///
+/// Implemented for every `Fn(A, B, …) -> R + Send + Sync + 'static` of 0 to 6 arguments,
+/// with `Args = (A, B, …)`.
+///
+/// # Examples
+/// ```
+/// use aiothreads::ThreadedFn;
+///
+/// let add = |a: i32, b: i32| a + b;
+/// assert_eq!(add.invoke((1, 2)), 3);
+/// ```
+pub trait ThreadedFn<Args>: Send + Sync + 'static {
+    /// The function's return type.
+    type Output: Send + 'static;
+    /// Calls the function with the unpacked arguments.
+    fn invoke(&self, args: Args) -> Self::Output;
+}
+
+macro_rules! impl_threaded_fn {
+    ($($a:ident)*) => {
+        impl<Func, Ret, $($a,)*> ThreadedFn<($($a,)*)> for Func
+        where
+            Func: Fn($($a),*) -> Ret + Send + Sync + 'static,
+            Ret: Send + 'static,
+        {
+            type Output = Ret;
+            #[allow(non_snake_case, clippy::unused_unit)]
+            fn invoke(&self, ($($a,)*): ($($a,)*)) -> Ret {
+                (self)($($a),*)
+            }
+        }
+    };
+}
+
+impl_threaded_fn!();
+impl_threaded_fn!(A);
+impl_threaded_fn!(A B);
+impl_threaded_fn!(A B C);
+impl_threaded_fn!(A B C D);
+impl_threaded_fn!(A B C D E);
+impl_threaded_fn!(A B C D E G);
+
+/// A function wrapped to run on a pool or on separate threads: the closure form of
+/// [`threaded!`](crate::threaded!), made by [`threaded`] or [`threaded_separate`].
+///
+/// Arguments are passed as a tuple (`(x,)` for one argument, `()` for none) and are checked
+/// statically against the function's signature. `Threaded` is `Clone` (an `Arc` inside), so
+/// one wrapper can be shared by many tasks.
+///
+/// # Examples
+/// ```
+/// # futures::executor::block_on(async {
+/// let compute = aiothreads::threaded(|x: i32, y: i32| x + y);
+/// assert_eq!(compute.call((1, 2)).await, 3);
+/// assert_eq!(compute.async_call((1, 2)).await, 3);
+/// assert_eq!(compute.sync_call((1, 2)), 3);
+/// assert_eq!(compute.bind((2, 2)).await, 4);
+/// # });
+/// ```
+pub struct Threaded<F> {
+    f: Arc<F>,
+    target: Target,
+}
+
+impl<F> Clone for Threaded<F> {
+    fn clone(&self) -> Self {
+        Self {
+            f: self.f.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<F> fmt::Debug for Threaded<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Threaded")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps `f` so that each call runs on the default pool (see [`Threaded`]).
+///
+/// # Examples
+/// ```
+/// # futures::executor::block_on(async {
+/// let shout = aiothreads::threaded(|s: String| s.to_uppercase());
+/// assert_eq!(shout.call(("hi".to_owned(),)).await, "HI");
+/// # });
+/// ```
+pub fn threaded<F: Send + Sync + 'static>(f: F) -> Threaded<F> {
+    Threaded {
+        f: Arc::new(f),
+        target: Target::Default,
+    }
+}
+
+/// Wraps `f` so that each call runs on a new OS thread named `aiothreads-separate` (change
+/// it with [`Threaded::name`]).
+///
+/// # Examples
+/// ```
+/// # futures::executor::block_on(async {
+/// let who = aiothreads::threaded_separate(|| std::thread::current().name().unwrap().to_owned())
+///     .name("watcher");
+/// assert_eq!(who.call(()).await, "watcher");
+/// # });
+/// ```
+pub fn threaded_separate<F: Send + Sync + 'static>(f: F) -> Threaded<F> {
+    Threaded {
+        f: Arc::new(f),
+        target: Target::Separate(Cow::Borrowed(DEFAULT_NAME)),
+    }
+}
+
+impl<F: Send + Sync + 'static> Threaded<F> {
+    /// Runs the calls on `pool` instead.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = aiothreads::Pool::builder().max_threads(1).build();
+    /// let f = aiothreads::threaded(|| 1).on(&pool);
+    /// assert_eq!(futures::executor::block_on(f.call(())), 1);
+    /// ```
+    pub fn on(mut self, pool: &Pool) -> Self {
+        self.target = Target::Pool(pool.clone());
+        self
+    }
+
+    /// Names the threads of a separate-thread wrapper (no effect on a pool wrapper).
+    ///
+    /// # Examples
+    /// ```
+    /// let f = aiothreads::threaded_separate(|| ()).name("pipe-reader");
+    /// futures::executor::block_on(f.call(()));
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        if let Target::Separate(n) = &mut self.target {
+            *n = name.into();
+        }
+        self
+    }
+
+    /// Submits a call at once; the handle is a `Future` of the result.
+    ///
+    /// # Examples
+    /// ```
+    /// let square = aiothreads::threaded(|x: u64| x * x);
+    /// let handles: Vec<_> = (0..5).map(|i| square.call((i,))).collect();
+    /// let results = futures::executor::block_on(futures::future::join_all(handles));
+    /// assert_eq!(results, [0, 1, 4, 9, 16]);
+    /// ```
+    pub fn call<A>(&self, args: A) -> JoinHandle<F::Output>
+    where
+        F: ThreadedFn<A>,
+        A: Send + 'static,
+    {
+        let f = self.f.clone();
+        self.target.clone().submit(move || f.invoke(args))
+    }
+
+    /// Same as [`call`](Self::call).
+    ///
+    /// # Examples
+    /// ```
+    /// let one = aiothreads::threaded(|| 1);
+    /// assert_eq!(futures::executor::block_on(one.async_call(())), 1);
+    /// ```
+    pub fn async_call<A>(&self, args: A) -> JoinHandle<F::Output>
+    where
+        F: ThreadedFn<A>,
+        A: Send + 'static,
+    {
+        self.call(args)
+    }
+
+    /// Runs the function inline on the current thread.
+    ///
+    /// # Examples
+    /// ```
+    /// let add = aiothreads::threaded(|a: i32, b: i32| a + b);
+    /// assert_eq!(add.sync_call((2, 3)), 5);
+    /// ```
+    pub fn sync_call<A>(&self, args: A) -> F::Output
+    where
+        F: ThreadedFn<A>,
+    {
+        self.f.invoke(args)
+    }
+
+    /// Binds the arguments into a [`Call`] without submitting it (choose a pool with
+    /// [`Call::on`], or `.await` it).
+    ///
+    /// # Examples
+    /// ```
+    /// let add = aiothreads::threaded(|a: i32, b: i32| a + b);
+    /// let call = add.bind((2, 3));
+    /// assert_eq!(futures::executor::block_on(call.call()), 5);
+    /// ```
+    pub fn bind<A>(&self, args: A) -> Call<impl FnOnce() -> F::Output + Send + 'static>
+    where
+        F: ThreadedFn<A>,
+        A: Send + 'static,
+    {
+        let f = self.f.clone();
+        Call {
+            f: move || f.invoke(args),
+            target: self.target.clone(),
+        }
+    }
+}
+
+/// Writes functions whose calls run on a thread pool.
+///
+/// Each `fn name(args) -> R { body }` becomes `fn name(args) -> Call<impl FnOnce() -> R>`: a
+/// call binds the arguments and returns a [`Call`], which you
+/// - `.await` (submits to the default pool and waits),
+/// - [`.call()`](Call::call) / [`.async_call()`](Call::async_call) (submit at once, get a
+///   [`JoinHandle`]),
+/// - [`.sync_call()`](Call::sync_call) (run inline, blocking),
+/// - [`.on(&pool)`](Call::on) (choose a pool).
+///
+/// Several functions can be written in one invocation, with attributes, doc comments and a
+/// visibility; `-> R` may be left out (`()`). Arguments are `name: Type` (for a mutable
+/// argument, rebind it in the body with `let mut name = name;`); generic parameters and
+/// `where` clauses are not supported (write the function by hand with `Call::new` instead).
+///
+/// # Methods
+/// In an `impl` block, the receiver decides how the object reaches the thread:
+/// - `self` or `mut self`: moved (or cloned by the caller) — the "instance method";
+/// - `self: Arc<Self>`: shared — the usual form for a service object;
+/// - no receiver: an associated function — the "static method"; returning `Self` gives the
+///   "class method" / alternative constructor.
+///
+/// `&self` and `&mut self` are refused with a compile error: the borrow would have to outlive
+/// the call on another thread, which `'static` jobs cannot promise. Use `self: Arc<Self>`.
+///
+/// ```compile_fail
+/// struct S;
+/// impl S {
+///     aiothreads::threaded! {
+///         fn borrowed(&self) -> u32 { 1 }
+///     }
+/// }
+/// ```
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+///
+/// aiothreads::threaded! {
+///     /// Adds two numbers on a pool thread.
+///     pub fn compute(x: i32, y: i32) -> i32 { x + y }
+///
+///     fn log(line: String) { let _ = line; }
+/// }
+///
+/// struct Processor { factor: i32 }
+///
+/// impl Processor {
+///     aiothreads::threaded! {
+///         /// Instance method through an `Arc`.
+///         pub fn process(self: Arc<Self>, x: i32) -> i32 { x * self.factor }
+///         /// Static method.
+///         pub fn double(x: i32) -> i32 { x * 2 }
+///         /// Class-method-like constructor.
+///         pub fn from_config(factor: i32) -> Self { Processor { factor } }
+///         /// Consuming method.
+///         pub fn into_factor(mut self) -> i32 { self.factor += 0; self.factor }
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(compute(1, 2).await, 3);
+/// assert_eq!(compute(1, 2).call().await, 3);
+/// assert_eq!(compute(1, 2).sync_call(), 3);
+/// log("hello".into()).await;
+///
+/// let p = Arc::new(Processor::from_config(10).await);
+/// assert_eq!(p.clone().process(4).await, 40);
+/// assert_eq!(Processor::double(21).await, 42);
+/// assert_eq!(Processor { factor: 7 }.into_factor().sync_call(), 7);
+/// # });
+/// ```
+#[macro_export]
+macro_rules! threaded {
+    ($($items:tt)*) => {
+        $crate::__threaded_items! { [pool] $($items)* }
+    };
+}
+
+/// Writes functions whose calls each run on a new OS thread named after the function.
+///
+/// The same syntax and call forms as [`threaded!`](crate::threaded!); the thread of a call
+/// is named `stringify!(name)` unless renamed with [`.name("…")`](Call::name). Thread creation
+/// failure reaches the awaiter as [`JoinError::SpawnFailed`](crate::JoinError::SpawnFailed).
+///
+/// # Examples
+/// ```
+/// aiothreads::threaded_separate! {
+///     /// Blocks on something that may never answer.
+///     fn wait_for_device() -> String {
+///         std::thread::current().name().unwrap().to_owned()
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(wait_for_device().await, "wait_for_device");
+/// assert_eq!(wait_for_device().name("dev0").await, "dev0");
+/// # });
+/// ```
+#[macro_export]
+macro_rules! threaded_separate {
+    ($($items:tt)*) => {
+        $crate::__threaded_items! { [separate] $($items)* }
+    };
+}
+
+/// Implementation detail of `threaded!` and `threaded_separate!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __threaded_items {
+    ([$kind:ident]) => {};
+    // `&self` / `&mut self`: refused with a clear message.
+    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident (& $($lt:lifetime)? $(mut)? self $($rest:tt)*) $($tail:tt)*) => {
+        ::core::compile_error!(concat!(
+            "threaded!: `", stringify!($name), "` takes `&self`, which cannot cross to another ",
+            "thread; take `self: Arc<Self>` (or `self` by value) instead"
+        ));
+    };
+    // The receiver's `self` token is taken from the input (not written here): `self` is
+    // hygienic, so the body's `self` must come from the same place as the parameter's.
+    // `mut self`
+    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident (mut $sf:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
+        $(#[$m])*
+        $vis fn $name(mut $sf $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
+            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
+        }
+        $crate::__threaded_items! { [$kind] $($tail)* }
+    };
+    // `self: Type`, or a first ordinary argument.
+    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident ($sf:ident : $sty:ty $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
+        $(#[$m])*
+        $vis fn $name($sf: $sty $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
+            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
+        }
+        $crate::__threaded_items! { [$kind] $($tail)* }
+    };
+    // `self` by value.
+    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident ($sf:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
+        $(#[$m])*
+        $vis fn $name($sf $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
+            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
+        }
+        $crate::__threaded_items! { [$kind] $($tail)* }
+    };
+    // No arguments.
+    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident () $(-> $ret:ty)? $body:block $($tail:tt)*) => {
+        $(#[$m])*
+        $vis fn $name() -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
+            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
+        }
+        $crate::__threaded_items! { [$kind] $($tail)* }
+    };
+}
+
+/// Implementation detail of `threaded!` and `threaded_separate!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __threaded_call {
+    (pool, $name:ident, $f:expr) => {
+        $crate::Call::new($f)
+    };
+    (separate, $name:ident, $f:expr) => {
+        $crate::Call::new_separate(::core::stringify!($name), $f)
+    };
+}
