@@ -1,1 +1,10 @@
-fn main() {}
+//! Benchmark dispatcher: `cargo run -p aiothreads-bench --release -- [filter]` runs every
+//! benchmark group whose name contains `filter` (all of them without one).
+
+mod alloc_count;
+mod pool;
+
+fn main() {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    pool::run(&filter);
+}
