@@ -1,9 +1,58 @@
 //! aiothreads (being written).
+//!
+//! ## Calling async code from threads
+//! From a thread that may block — a `threaded` worker, a tokio `spawn_blocking` closure, a
+//! thread of your own — [`sync_await`] runs a future *on the event loop* and blocks the thread
+//! until it completes (Python's `sync_await` / `wait_coroutine`; the future may use the loop's
+//! reactor: tokio timers, sockets). The loop is a [`Loop`]: a tokio runtime (feature `tokio`,
+//! found without setup), any executor with a spawn function ([`Loop::from_spawner`]: smol,
+//! async-executor, async-std, `futures::executor::ThreadPool`), or your own [`LoopHandle`].
+//! `threaded` calls capture the caller's loop and install it on the worker for the job.
+//!
+//! | | loop | no loop known | misuse / loop gone | panic in the future |
+//! |---|---|---|---|---|
+//! | [`sync_await`], [`wait_coroutine`] | [`Loop::current`] | runs it with [`block_on`] | panics with the reason | re-raised here |
+//! | [`try_sync_await`] | [`Loop::current`] | `Err(NoLoop)` | `Err(..)` | `Err(Panicked)` |
+//! | [`sync_wait_coroutine`], [`Loop::sync_await`] | given | — | panics | re-raised here |
+//! | [`Loop::try_sync_await`] | given | — | `Err(..)` | `Err(Panicked)` |
+//!
+//! Misuse is an error, never a hang: on a thread that drives the target loop, `sync_await`
+//! fails at once with [`SyncAwaitError::WouldDeadlock`]; a loop that shuts down while a thread
+//! waits gives it [`SyncAwaitError::LoopGone`].
+//!
+//! [`block_on`] is a minimal executor for the current thread (no allocation per call after the
+//! first on a thread, none per poll) — with no reactor: futures needing tokio's timers or I/O
+//! go through a loop.
+//!
+//! ## Context propagation
+//! A [`ContextVar`] (declared with [`context_var!`]) is set around a future with
+//! [`ContextVar::scope`], like tokio's `task_local!` but on any executor. Each `threaded` call
+//! snapshots the values visible at submission; the worker sees them for that job only, and
+//! what it sets never flows back. [`Snapshot`] does the same for threads you spawn yourself,
+//! [`ContextHook`] carries context of your own, and the `tracing` feature carries the current
+//! span (module `tracing_hook`).
+//!
+//! ## Features
+//! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
+//! - `tracing`: the caller's `tracing` span is entered around jobs and `sync_await` futures.
 #![forbid(unsafe_code)]
 
 pub use aiothreads_core as core;
 
+mod block_on;
 mod context;
+mod loop_handle;
+mod parker;
+mod sync_await;
+#[cfg(feature = "tracing")]
+pub mod tracing_hook;
+
+pub use block_on::block_on;
+pub use context::{register_context_hook, ContextHook, ContextVar, Snapshot};
+pub use loop_handle::{set_current_loop, BoxFuture, EnterGuard, Loop, LoopHandle, SpawnError};
+pub use sync_await::{
+    sync_await, sync_wait_coroutine, try_sync_await, wait_coroutine, SyncAwaitError,
+};
 
 mod call;
 mod cancel;
