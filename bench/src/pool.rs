@@ -59,7 +59,10 @@ fn current_thread() -> tokio::runtime::Runtime {
 }
 
 fn report(name: &str, (wall, cpu): (f64, f64)) {
-    println!("  {name:<44} {:>10.0} ns/call   cpu {:>10.0} ns/call", wall, cpu);
+    println!(
+        "  {name:<44} {:>10.0} ns/call   cpu {:>10.0} ns/call",
+        wall, cpu
+    );
 }
 
 fn verdict(goal: &str, ok: bool, detail: String) {
@@ -118,7 +121,12 @@ pub fn run(filter: &str) {
         verdict(
             "round trip <= 0.1x faster peer (tokio current-thread)",
             ours_tokio.0 <= 0.1 * best,
-            format!("{:.0} ns vs {:.0} ns = {:.3}x", ours_tokio.0, best, ours_tokio.0 / best),
+            format!(
+                "{:.0} ns vs {:.0} ns = {:.3}x",
+                ours_tokio.0,
+                best,
+                ours_tokio.0 / best
+            ),
         );
         verdict(
             "round trip <= 0.1x faster peer (block_on)",
@@ -162,7 +170,12 @@ pub fn run(filter: &str) {
         verdict(
             "100k concurrent >= 5x faster than faster peer",
             best >= 5.0 * ours.0,
-            format!("{:.0} ns vs {:.0} ns = {:.1}x faster", ours.0, best, best / ours.0),
+            format!(
+                "{:.0} ns vs {:.0} ns = {:.1}x faster",
+                ours.0,
+                best,
+                best / ours.0
+            ),
         );
     }
 
