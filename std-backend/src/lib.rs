@@ -56,12 +56,21 @@ pub use sync_await::{
 
 mod call;
 mod cancel;
+mod channel;
+mod iterable;
 mod pool;
 mod separate;
 mod task;
 
 pub use call::{threaded, threaded_separate, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
+pub use channel::{
+    blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get, ThreadSender,
+};
+pub use iterable::{
+    default_max_size, threaded_iterable, threaded_iterable_separate, Close, IterCall, IterFn,
+    ThreadedIterable, TryIterCall, DEFAULT_MAX_SIZE, MAX_SIZE_ENV,
+};
 pub use pool::{
     default_pool, set_default_pool, spawn, Builder, Pool, ShutdownReport, TrySpawnError,
     MAX_THREADS_ENV,

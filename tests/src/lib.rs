@@ -1,1 +1,117 @@
-//! Integration tests live in `tests/`.
+//! Shared helpers of the integration tests: run one async test body on every executor the
+//! crate claims to support, each run bounded by a timeout that fails the test.
+//!
+//! ```
+//! aiothreads_tests::on_every_executor(|| async { assert_eq!(1 + 1, 2) });
+//! ```
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The executors of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// `tokio` current-thread runtime.
+    TokioCurrentThread,
+    /// `tokio` multi-thread runtime (2 workers).
+    TokioMultiThread,
+    /// `smol::block_on` (async-io's reactor thread).
+    Smol,
+    /// `futures::executor::block_on`.
+    Futures,
+    /// `aiothreads::block_on`.
+    Aiothreads,
+}
+
+/// Every executor of the matrix.
+pub const ALL: [Executor; 5] = [
+    Executor::TokioCurrentThread,
+    Executor::TokioMultiThread,
+    Executor::Smol,
+    Executor::Futures,
+    Executor::Aiothreads,
+];
+
+/// The time any single test body may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Executor {
+    /// Runs `fut` to completion on this executor, on the calling thread.
+    pub fn block_on<F: Future>(self, fut: F) -> F::Output {
+        match self {
+            Executor::TokioCurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(fut),
+            Executor::TokioMultiThread => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(fut),
+            Executor::Smol => smol::block_on(fut),
+            Executor::Futures => futures::executor::block_on(fut),
+            Executor::Aiothreads => aiothreads::block_on(fut),
+        }
+    }
+}
+
+/// Runs the body made by `make` once on each executor, each on a fresh thread with a
+/// [`TIMEOUT`]; a hang fails the test (naming the executor) instead of hanging the suite, and
+/// a panic in the body fails it with the executor's name.
+pub fn on_every_executor<M, F>(make: M)
+where
+    M: Fn() -> F + Send + Sync + Clone + 'static,
+    F: Future<Output = ()>,
+{
+    for exec in ALL {
+        run_with_timeout(exec, make.clone());
+    }
+}
+
+/// Runs one body on one executor with the [`TIMEOUT`].
+pub fn run_with_timeout<M, F>(exec: Executor, make: M)
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let (done_tx, done_rx) = mpsc::channel();
+    let runner = std::thread::Builder::new()
+        .name(format!("test-on-{exec:?}"))
+        .spawn(move || {
+            exec.block_on(make());
+            let _ = done_tx.send(());
+        })
+        .expect("spawn test thread");
+    match done_rx.recv_timeout(TIMEOUT) {
+        Ok(()) => runner.join().expect("test thread"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(payload) = runner.join() {
+                eprintln!("test body failed on {exec:?}");
+                std::panic::resume_unwind(payload);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test body timed out on {exec:?}"),
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
+
+/// Number of threads of this process (Linux: /proc/self/task), for leak checks.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
