@@ -18,5 +18,6 @@ async fn main() {
 
     // The same signature for every call form:
     let _: Vec<f64> = process_numbers(vec![1], 1.0).sync_call();
-    let _: aiothreads::JoinHandle<Vec<f64>> = process_numbers(vec![1], 1.0).async_call();
+    let handle: aiothreads::JoinHandle<Vec<f64>> = process_numbers(vec![1], 1.0).async_call();
+    let _: Vec<f64> = handle.await;
 }
