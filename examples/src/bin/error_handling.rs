@@ -7,7 +7,7 @@ aiothreads::threaded! {
     fn risky_operation(attempt: u32) -> Result<&'static str, String> {
         // A cheap coin flip (the original uses `random.random() < 0.5`).
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        if (nanos ^ attempt) % 2 == 0 {
+        if (nanos ^ attempt) & 1 == 0 {
             Err("Something went wrong".to_owned())
         } else {
             Ok("success")
