@@ -78,10 +78,22 @@ pub fn is_cancelled() -> bool {
 ///
 /// # Examples
 /// ```
-/// let token = futures::executor::block_on(aiothreads::spawn(aiothreads::cancel_token));
-/// // The job finished and its handle was consumed by `.await`: nobody waits any more.
-/// assert!(!token.is_cancelled() || token.is_cancelled());
-/// // Outside any job, the token is never cancelled.
+/// use std::time::Duration;
+///
+/// let handle = aiothreads::spawn(|| {
+///     let token = aiothreads::cancel_token();
+///     // A helper thread of the job watches the job's cancellation.
+///     std::thread::spawn(move || {
+///         while !token.is_cancelled() {
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///     })
+///     .join()
+///     .unwrap();
+/// });
+/// std::thread::sleep(Duration::from_millis(10));
+/// drop(handle); // cancels: the helper sees it and the job ends
+/// // Outside any job, a token is never cancelled.
 /// assert!(!aiothreads::cancel_token().is_cancelled());
 /// ```
 #[derive(Clone, Default)]
