@@ -3,8 +3,10 @@
 
 mod alloc_count;
 mod pool;
+mod ring;
 
 fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
     pool::run(&filter);
+    ring::run(&filter);
 }
