@@ -1,0 +1,258 @@
+//! Context propagation: `ContextVar` values, the loop, hooks and the `tracing` span travel
+//! from the async caller to the worker for that job only, on every executor.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::Once;
+use std::thread;
+use std::time::Duration;
+
+use aiothreads::{ContextVar, Loop, Snapshot};
+
+aiothreads::context_var! {
+    static USER: String;
+    static REQUEST: u64;
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `f` on a fresh thread and fails the test if it takes longer than `limit`.
+fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(v) => {
+            t.join().unwrap();
+            v
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
+            Err(p) => std::panic::resume_unwind(p),
+            Ok(()) => unreachable!(),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test timed out after {LIMIT:?}"),
+    }
+}
+
+/// Runs the body made by `make` on tokio (both flavors), smol, futures and our block_on.
+fn on_every_executor<M, F>(make: M)
+where
+    M: Fn() -> F + Send + Clone + 'static,
+    F: Future<Output = ()>,
+{
+    let m = make.clone();
+    bounded(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(m())
+    });
+    let m = make.clone();
+    bounded(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(m())
+    });
+    let m = make.clone();
+    bounded(move || smol::block_on(m()));
+    let m = make.clone();
+    bounded(move || futures::executor::block_on(m()));
+    bounded(move || aiothreads::block_on(make()));
+}
+
+#[test]
+fn values_reach_the_worker_per_call() {
+    on_every_executor(|| async {
+        let handle_request = |user: &str, id: u64| {
+            let user = user.to_owned();
+            USER.scope(
+                user,
+                REQUEST.scope(id, async {
+                    aiothreads::spawn(|| format!("{} #{}", USER.get(), REQUEST.get())).await
+                }),
+            )
+        };
+        let (a, b) = futures::join!(handle_request("alice", 1), handle_request("bob", 2));
+        assert_eq!(a, "alice #1");
+        assert_eq!(b, "bob #2");
+        // Outside the scopes: nothing, here and in a job.
+        assert!(!USER.is_set());
+        assert_eq!(aiothreads::spawn(|| USER.try_get()).await, None);
+    });
+}
+
+#[test]
+fn worker_changes_do_not_flow_back() {
+    on_every_executor(|| {
+        USER.scope("caller".to_owned(), async {
+            let seen_in_worker =
+                aiothreads::spawn(|| USER.sync_scope("worker".to_owned(), || USER.get())).await;
+            assert_eq!(seen_in_worker, "worker");
+            assert_eq!(USER.get(), "caller");
+            // A later job sees the caller's value again, not the worker's.
+            assert_eq!(aiothreads::spawn(|| USER.get()).await, "caller");
+        })
+    });
+}
+
+#[test]
+fn value_follows_the_task_across_tokio_worker_threads() {
+    bounded(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let task = rt.spawn(REQUEST.scope(42, async {
+            let mut threads = std::collections::HashSet::new();
+            for _ in 0..200 {
+                threads.insert(thread::current().id());
+                assert_eq!(REQUEST.get(), 42);
+                tokio::task::yield_now().await;
+            }
+            threads.len()
+        }));
+        let threads = rt.block_on(task).unwrap();
+        assert!(threads >= 1);
+    });
+}
+
+#[test]
+fn separate_threads_and_snapshots_carry_values() {
+    on_every_executor(|| {
+        USER.scope("carol".to_owned(), async {
+            assert_eq!(aiothreads::spawn_separate(|| USER.get()).await, "carol");
+            // A hand-rolled thread (asyncio.to_thread style).
+            let snapshot = Snapshot::capture();
+            let t = thread::spawn(move || snapshot.scope(|| USER.get()));
+            assert_eq!(t.join().unwrap(), "carol");
+            // Into a spawned task of the same executor.
+            let task = Snapshot::capture().wrap(async { USER.get() });
+            assert_eq!(
+                aiothreads::spawn(move || aiothreads::block_on(task)).await,
+                "carol"
+            );
+        })
+    });
+}
+
+#[test]
+fn the_worker_context_reaches_sync_await_futures() {
+    bounded(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(USER.scope("dave".to_owned(), async {
+            let seen = aiothreads::spawn(|| {
+                REQUEST.sync_scope(9, || {
+                    aiothreads::sync_await(async {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        (USER.get(), REQUEST.get())
+                    })
+                })
+            })
+            .await;
+            assert_eq!(seen, ("dave".to_owned(), 9));
+        }));
+    });
+}
+
+#[test]
+fn the_loop_is_captured_and_installed() {
+    bounded(|| {
+        let custom = Loop::from_spawner(|f| {
+            thread::spawn(move || aiothreads::block_on(f));
+        });
+        let _g = custom.enter();
+        let (in_pool, in_separate) = aiothreads::block_on(async {
+            (
+                aiothreads::spawn(Loop::current).await,
+                aiothreads::spawn_separate(Loop::current).await,
+            )
+        });
+        assert!(in_pool.unwrap().same_loop(&custom));
+        assert!(in_separate.unwrap().same_loop(&custom));
+        // Not left behind on the worker: a job submitted without a loop sees none.
+        drop(_g);
+        assert!(aiothreads::block_on(aiothreads::spawn(Loop::current)).is_none());
+    });
+}
+
+thread_local! { static TENANT: Cell<u32> = const { Cell::new(0) }; }
+
+struct TenantHook;
+
+impl aiothreads::ContextHook for TenantHook {
+    fn capture(&self) -> Option<Box<dyn Any + Send>> {
+        let t = TENANT.with(Cell::get);
+        (t != 0).then(|| Box::new(t) as Box<dyn Any + Send>)
+    }
+    fn scope(&self, captured: &mut (dyn Any + Send), f: &mut dyn FnMut()) {
+        let t = *captured.downcast_ref::<u32>().unwrap();
+        let prev = TENANT.with(|c| c.replace(t));
+        f();
+        TENANT.with(|c| c.set(prev));
+    }
+}
+
+#[test]
+fn user_hooks_carry_their_context() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| aiothreads::register_context_hook(TenantHook));
+    bounded(|| {
+        TENANT.with(|c| c.set(17));
+        let seen = aiothreads::block_on(aiothreads::spawn(|| TENANT.with(Cell::get)));
+        assert_eq!(seen, 17);
+        TENANT.with(|c| c.set(0));
+        assert_eq!(
+            aiothreads::block_on(aiothreads::spawn(|| TENANT.with(Cell::get))),
+            0
+        );
+    });
+}
+
+#[test]
+fn tracing_span_is_visible_in_the_worker() {
+    static SUBSCRIBER: Once = Once::new();
+    SUBSCRIBER.call_once(|| {
+        // The worker threads need the subscriber too: global default.
+        tracing::subscriber::set_global_default(tracing_subscriber::registry()).unwrap();
+    });
+    bounded(|| {
+        let current_name = || tracing::Span::current().metadata().map(|m| m.name());
+        let span = tracing::info_span!("handle_request");
+        let (in_pool, in_separate) = span.in_scope(|| {
+            aiothreads::block_on(async {
+                (
+                    aiothreads::spawn(current_name).await,
+                    aiothreads::spawn_separate(current_name).await,
+                )
+            })
+        });
+        assert_eq!(in_pool, Some("handle_request"));
+        assert_eq!(in_separate, Some("handle_request"));
+        // Outside the span the worker is outside it too.
+        assert_eq!(aiothreads::block_on(aiothreads::spawn(current_name)), None);
+        // And the waiting worker's span reaches the future run by sync_await.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let lp = Loop::from(rt.handle().clone());
+        let on_loop = tracing::info_span!("worker_span")
+            .in_scope(|| lp.sync_await(async move { current_name() }));
+        assert_eq!(on_loop, Some("worker_span"));
+    });
+}
+
+#[test]
+fn context_var_api() {
+    static LOCAL: ContextVar<Vec<u8>> = ContextVar::new("local");
+    assert_eq!(LOCAL.name(), "local");
+    assert!(std::panic::catch_unwind(|| LOCAL.get()).is_err());
+    LOCAL.sync_scope(vec![1, 2], || {
+        assert_eq!(LOCAL.with(|v| v.map(Vec::len)), Some(2));
+        assert_eq!(LOCAL.try_get(), Some(vec![1, 2]));
+    });
+}
