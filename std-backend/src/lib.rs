@@ -102,3 +102,8 @@ pub use pool::{
 };
 pub use separate::{spawn_separate, spawn_separate_named};
 pub use task::{JoinError, JoinHandle, TryJoin};
+
+/// The README's code blocks, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
