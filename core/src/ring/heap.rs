@@ -48,31 +48,31 @@ impl<T> Drop for Storage<T> {
     }
 }
 
-/// `capacity` uninitialised slots.
+/// `capacity` uninitialised slots, or `None` if the allocator refuses them (a fallible
+/// allocation: an absurd capacity is an error, not `handle_alloc_error`'s abort).
 #[cfg(not(aiothreads_loom))]
-fn new_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
-    let mut slots = Vec::with_capacity(capacity);
+fn new_slots<T>(capacity: usize) -> Option<Box<[Slot<T>]>> {
+    let mut slots = Vec::new();
+    slots.try_reserve_exact(capacity).ok()?;
     // SAFETY: the capacity was reserved, and `UnsafeCell<MaybeUninit<T>>` is valid
     // uninitialised (no validity invariant).
     unsafe { slots.set_len(capacity) };
-    slots.into_boxed_slice()
+    Some(slots.into_boxed_slice())
 }
 
 /// `capacity` uninitialised slots (loom build: each loom cell must be constructed).
 #[cfg(aiothreads_loom)]
-fn new_slots<T>(capacity: usize) -> Box<[Slot<T>]> {
+fn new_slots<T>(capacity: usize) -> Option<Box<[Slot<T>]>> {
     use core::mem::MaybeUninit;
-    (0..capacity)
-        .map(|_| Slot::new(MaybeUninit::uninit()))
-        .collect::<Vec<_>>()
-        .into_boxed_slice()
+    let slots = (0..capacity).map(|_| Slot::new(MaybeUninit::uninit()));
+    Some(slots.collect::<Vec<_>>().into_boxed_slice())
 }
 
 /// A ring with `capacity` slots on the heap, as `'static` halves.
 ///
 /// # Errors
-/// [`CapacityError`] if `capacity` is 0, larger than `usize::MAX / 2`, or makes the buffer
-/// larger than `isize::MAX` bytes.
+/// [`CapacityError`] if `capacity` is 0, larger than `usize::MAX / 2`, makes the buffer
+/// larger than `isize::MAX` bytes, or the allocator cannot provide the buffer.
 ///
 /// # Examples
 /// ```
@@ -90,9 +90,10 @@ pub fn try_with_capacity<T>(
     if capacity == 0 || capacity > usize::MAX / 2 || Layout::array::<Slot<T>>(capacity).is_err() {
         return Err(CapacityError { capacity });
     }
+    let slots = new_slots(capacity).ok_or(CapacityError { capacity })?;
     let storage = Arc::new(Storage {
         header: Header::new(),
-        slots: new_slots(capacity),
+        slots,
     });
     storage.header.reopen();
     // SAFETY: each half owns an `Arc` of the storage, which keeps the pointers of `raw` valid;
@@ -103,8 +104,8 @@ pub fn try_with_capacity<T>(
 /// A ring with `capacity` slots on the heap, as `'static` halves.
 ///
 /// # Panics
-/// If `capacity` is 0, larger than `usize::MAX / 2`, or makes the buffer larger than
-/// `isize::MAX` bytes (see [`try_with_capacity`]).
+/// If `capacity` is 0, larger than `usize::MAX / 2`, makes the buffer larger than
+/// `isize::MAX` bytes, or cannot be allocated (see [`try_with_capacity`]).
 ///
 /// # Examples
 /// ```
@@ -119,7 +120,8 @@ pub fn with_capacity<T>(capacity: usize) -> (Producer<'static, T>, Consumer<'sta
     }
 }
 
-/// The capacity given to [`try_with_capacity`] is 0 or too large.
+/// The capacity given to [`try_with_capacity`] is 0 or too large (also: too large for the
+/// allocator).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CapacityError {
     capacity: usize,
