@@ -2,6 +2,7 @@
 //! benchmark group whose name contains `filter` (all of them without one).
 
 mod alloc_count;
+mod block_on;
 mod pool;
 mod ring;
 
@@ -9,4 +10,5 @@ fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
     pool::run(&filter);
     ring::run(&filter);
+    block_on::run(&filter);
 }

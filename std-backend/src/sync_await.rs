@@ -30,7 +30,7 @@
 //!
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot. The waiting thread spins on its wake-up flag for up to ~50 µs before it
+//! oneshot slot. The waiting thread spins on its wake-up flag for up to ~5 µs before it
 //! parks, so a quick future costs no futex sleep on this side.
 
 use core::any::Any;
@@ -49,9 +49,11 @@ use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
 
 /// How long a thread waiting in `sync_await` spins before it parks. A hop to an idle tokio
-/// runtime and back takes ~10–20 µs (the runtime thread's own wake-up dominates); spinning
-/// over that window saves the second futex wait/wake pair.
-const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(50);
+/// runtime and back takes ~10 µs, dominated by the runtime thread's own wake-up, which we
+/// can't avoid. Spinning over the whole hop (tried: 50 µs) was 1.5–2x *slower* on a loaded
+/// 2-core machine — the spinner takes the core the runtime thread needs — so the spin only
+/// covers futures that finish almost at once.
+const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(5);
 
 /// Why a [`try_sync_await`] gave no output.
 #[non_exhaustive]
