@@ -246,25 +246,33 @@ impl Shared {
             if st.shutdown {
                 break;
             }
-            // Park until notified, shut down, or the keep-alive runs out.
+            // Park until notified, shut down, or the keep-alive runs out (`None`: a
+            // keep-alive too long to express as an `Instant` never runs out).
             st.sleeping += 1;
-            let deadline = Instant::now() + self.config.keep_alive;
+            let deadline = Instant::now().checked_add(self.config.keep_alive);
             loop {
                 let now = Instant::now();
-                let timed_out = now >= deadline;
+                let timed_out = deadline.is_some_and(|d| now >= d);
                 if !timed_out {
-                    st = self
-                        .work_cv
-                        .wait_timeout(st, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    st = match deadline {
+                        Some(d) => {
+                            self.work_cv
+                                .wait_timeout(st, d - now)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0
+                        }
+                        None => self
+                            .work_cv
+                            .wait(st)
+                            .unwrap_or_else(PoisonError::into_inner),
+                    };
                 }
                 if st.notified > 0 {
                     // A real wake-up (the notifier already took us off `sleeping`).
                     st.notified -= 1;
                     continue 'outer;
                 }
-                if st.shutdown || timed_out || Instant::now() >= deadline {
+                if st.shutdown || timed_out || deadline.is_some_and(|d| Instant::now() >= d) {
                     st.sleeping -= 1;
                     if !st.queue.is_empty() && !st.shutdown {
                         continue 'outer;
@@ -361,7 +369,8 @@ impl Shared {
     }
 
     fn shutdown(&self, timeout: Duration) -> ShutdownReport {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to express as an `Instant` (`Duration::MAX`) never runs out.
+        let deadline = Instant::now().checked_add(timeout);
         let mut st = self.lock();
         let mut cancelled = Vec::new();
         let mut waiters = Vec::new();
@@ -386,14 +395,19 @@ impl Shared {
         let mut st = self.lock();
         while st.threads > own {
             let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self
-                .exit_cv
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            st = match deadline {
+                Some(d) if now >= d => break,
+                Some(d) => {
+                    self.exit_cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .exit_cv
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
         ShutdownReport {
             left_running: st.threads.saturating_sub(own),
@@ -596,7 +610,8 @@ impl Pool {
     }
 
     /// Shuts the pool down: refuses new work, cancels queued jobs that have not started, and
-    /// waits up to `timeout` for running jobs to finish. Idempotent: a later call only waits
+    /// waits up to `timeout` for running jobs to finish (`Duration::MAX`: however long they
+    /// take). Idempotent: a later call only waits
     /// again and reports.
     ///
     /// Blocks the calling thread up to `timeout` — from async code, call it with a zero
@@ -733,13 +748,21 @@ impl Builder {
 
     /// Threads are named `{prefix}-{n}`.
     ///
+    /// # Panics
+    /// If `prefix` contains a NUL byte (no thread could be given that name).
+    ///
     /// # Examples
     /// ```
     /// let pool = aiothreads::Pool::builder().thread_name_prefix("fs").build();
     /// # drop(pool);
     /// ```
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.config.name_prefix = prefix.into();
+        let prefix = prefix.into();
+        assert!(
+            !prefix.contains('\0'),
+            "aiothreads::Builder::thread_name_prefix: a thread name may not contain a NUL byte"
+        );
+        self.config.name_prefix = prefix;
         self
     }
 
@@ -756,7 +779,8 @@ impl Builder {
         self
     }
 
-    /// How long an idle worker waits for work before its thread exits (default 10 s).
+    /// How long an idle worker waits for work before its thread exits (default 10 s;
+    /// `Duration::MAX`: idle workers never exit).
     ///
     /// # Examples
     /// ```
@@ -779,12 +803,20 @@ impl Builder {
     /// full starts only once its handle is awaited (or [`detach`](JoinHandle::detach)ed, which
     /// queues it past the bound).
     ///
+    /// # Panics
+    /// If `max` is `Some(0)`: a job must be able to wait in the queue, or no call would ever
+    /// be admitted.
+    ///
     /// # Examples
     /// ```
     /// let pool = aiothreads::Pool::builder().max_threads(1).max_queued(Some(2)).build();
     /// # drop(pool);
     /// ```
     pub fn max_queued(mut self, max: Option<usize>) -> Self {
+        assert!(
+            max != Some(0),
+            "aiothreads::Builder::max_queued: the bound must be at least 1 (None: unbounded)"
+        );
         self.config.max_queued = max;
         self
     }
