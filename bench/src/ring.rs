@@ -12,21 +12,34 @@ const ITEMS: u64 = 20_000_000;
 /// Ring capacity (heapless needs one more slot for the same capacity).
 const CAPACITY: usize = 1024;
 /// Runs per case; the median is reported.
-const RUNS: usize = 5;
+const RUNS: usize = 7;
 /// Items per `push_slice` / `pop_slice` in the batched case.
 const CHUNK: usize = 256;
 
 /// Runs the ring cases if `filter` is part of their name (`ring/...`), then prints the
-/// comparison and the goals.
+/// comparison and the goals. The runs of the contenders are interleaved, so that noise from
+/// other processes hits them alike.
 pub fn run(filter: &str) {
     if !"ring/single ring/batched".contains(filter) {
         return;
     }
     println!("ring: {ITEMS} u64 items between two threads, capacity {CAPACITY}, median of {RUNS}");
-    let ours = case("ring/single ours push+pop", ours_single);
-    let rtrb = case("ring/single rtrb push+pop", rtrb_single);
-    let heapless = case("ring/single heapless enqueue+dequeue", heapless_single);
-    let batched = case("ring/batched ours push_slice+pop_slice", ours_batched);
+    let [ours, rtrb, heapless, batched] = measure([
+        ("ring/single ours push+pop", ours_single),
+        ("ring/single rtrb push+pop", rtrb_single),
+        ("ring/single heapless enqueue+dequeue", heapless_single),
+        ("ring/batched ours push_slice+pop_slice", ours_batched),
+    ]);
+    // One thread, no contention: the instruction cost of push + pop alone, far less sensitive
+    // to scheduling noise than the two-thread runs.
+    let [ours_solo, rtrb_solo] = measure([
+        ("ring/solo ours push+pop (1 thread)", ours_solo),
+        ("ring/solo rtrb push+pop (1 thread)", rtrb_solo),
+    ]);
+    println!(
+        "ring: ours/rtrb one thread       = {:.2}x",
+        ours_solo / rtrb_solo
+    );
     println!("ring: ours/rtrb single-item      = {:.2}x", ours / rtrb);
     println!("ring: ours/heapless single-item  = {:.2}x", ours / heapless);
     println!("ring: ours batched/rtrb single   = {:.2}x", batched / rtrb);
@@ -38,11 +51,22 @@ fn goal(name: &str, ok: bool) {
     println!("{} ring: {name}", if ok { "PASS" } else { "FAIL" });
 }
 
-/// Runs `f` `RUNS` times and prints and returns the median throughput in M items/s.
-fn case(name: &str, f: fn() -> Duration) -> f64 {
-    let mut rates: Vec<f64> = (0..RUNS)
-        .map(|_| ITEMS as f64 / f().as_secs_f64() / 1e6)
-        .collect();
+/// A named case: one timed run of `ITEMS` items.
+type Case = (&'static str, fn() -> Duration);
+
+/// Runs the cases `RUNS` times, interleaved, and returns each one's median (M items/s).
+fn measure<const C: usize>(cases: [Case; C]) -> [f64; C] {
+    let mut rates = [[0.0; RUNS]; C];
+    for run in 0..RUNS {
+        for ((_, f), rates) in cases.iter().zip(rates.iter_mut()) {
+            rates[run] = ITEMS as f64 / f().as_secs_f64() / 1e6;
+        }
+    }
+    core::array::from_fn(|case| report(cases[case].0, &mut rates[case]))
+}
+
+/// Prints and returns the median of `rates` (M items/s).
+fn report(name: &str, rates: &mut [f64; RUNS]) -> f64 {
     rates.sort_by(f64::total_cmp);
     let median = rates[RUNS / 2];
     println!(
@@ -176,5 +200,43 @@ fn ours_batched() -> Duration {
         next += len as u64;
     }
     check_sum(consumer.join().unwrap());
+    start.elapsed()
+}
+
+/// Fills and drains the ring on one thread, `CAPACITY` items at a time.
+fn ours_solo() -> Duration {
+    let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
+    let start = Instant::now();
+    let mut sum = 0;
+    let mut i = 0;
+    while i < ITEMS {
+        for k in 0..CAPACITY as u64 {
+            tx.push(std::hint::black_box(i + k)).unwrap();
+        }
+        for _ in 0..CAPACITY {
+            sum += rx.pop().unwrap();
+        }
+        i += CAPACITY as u64;
+    }
+    std::hint::black_box(sum);
+    start.elapsed()
+}
+
+/// [`ours_solo`] for `rtrb`.
+fn rtrb_solo() -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+    let start = Instant::now();
+    let mut sum = 0;
+    let mut i = 0;
+    while i < ITEMS {
+        for k in 0..CAPACITY as u64 {
+            tx.push(std::hint::black_box(i + k)).unwrap();
+        }
+        for _ in 0..CAPACITY {
+            sum += rx.pop().unwrap();
+        }
+        i += CAPACITY as u64;
+    }
+    std::hint::black_box(sum);
     start.elapsed()
 }

@@ -10,8 +10,8 @@ impl<T> Producer<'_, T> {
     #[inline]
     fn free(&mut self) -> usize {
         // Acquire: pairs with the consumer's Release store of `head` (as in `push`).
-        self.cached_head = self.raw.header().head.load(Ordering::Acquire);
-        self.raw.cap - self.raw.distance(self.cached_head, self.tail)
+        self.reload_limit();
+        self.raw.distance(self.tail, self.limit)
     }
 
     /// Publishes `n` slots written after `tail`.
@@ -124,10 +124,11 @@ impl<'a, T> Consumer<'a, T> {
     /// Gives up `n` slots after `head` (already read out) and counts them for the checkpoint.
     #[inline]
     fn release(&mut self, n: usize) {
+        let old_head = self.head;
         self.head = self.raw.advance(self.head, n);
         // Release: pairs with the producer's Acquire load of `head`.
         self.raw.header().head.store(self.head, Ordering::Release);
-        self.count_popped(n);
+        self.popped_from(old_head, n);
     }
 
     /// Pops up to `M` items at once (fewer if fewer are available; none if empty or closed),
@@ -189,7 +190,7 @@ impl<'a, T> Consumer<'a, T> {
     }
 
     /// An iterator over the items available now (`tail` is loaded once). Items it does not
-    /// yield stay in the ring. The producer-wake checkpoint is counted once, when it is
+    /// yield stay in the ring. A waiting producer is notified at most once, when it is
     /// dropped.
     ///
     /// Each yielded item is given up at once (a `Release` store of `head`, as in `pop`), so
@@ -210,7 +211,7 @@ impl<'a, T> Consumer<'a, T> {
         Drain {
             consumer: self,
             remaining,
-            yielded: 0,
+            checkpoint_reached: false,
         }
     }
 }
@@ -220,8 +221,9 @@ pub struct Drain<'r, 'a, T> {
     consumer: &'r mut Consumer<'a, T>,
     /// Items still available from the snapshot of `tail`.
     remaining: usize,
-    /// Items yielded, counted for the checkpoint on drop.
-    yielded: usize,
+    /// A yielded item reached the consumer's checkpoint; the producer is notified on drop
+    /// (once per drain).
+    checkpoint_reached: bool,
 }
 
 impl<T> Iterator for Drain<'_, '_, T> {
@@ -233,13 +235,17 @@ impl<T> Iterator for Drain<'_, '_, T> {
             return None;
         }
         self.remaining -= 1;
-        self.yielded += 1;
         let c = &mut *self.consumer;
         // SAFETY: the snapshot of `tail` had `remaining + 1` items after `head`: initialised.
         let value = unsafe { c.raw.read(c.head) };
         c.head = c.raw.advance(c.head, 1);
         // Release: pairs with the producer's Acquire load of `head`.
         c.raw.header().head.store(c.head, Ordering::Release);
+        if c.head == c.next_checkpoint {
+            // Keep the checkpoint invariant now; notify once, on drop.
+            c.next_checkpoint = c.raw.advance(c.head, c.checkpoint);
+            self.checkpoint_reached = true;
+        }
         Some(value)
     }
 
@@ -252,8 +258,8 @@ impl<T> ExactSizeIterator for Drain<'_, '_, T> {}
 
 impl<T> Drop for Drain<'_, '_, T> {
     fn drop(&mut self) {
-        if self.yielded > 0 {
-            self.consumer.count_popped(self.yielded);
+        if self.checkpoint_reached {
+            self.consumer.notify_producer();
         }
     }
 }

@@ -46,7 +46,7 @@ impl<'a, T> Producer<'a, T> {
         if self.is_closed() {
             return Poll::Ready(Err(Closed(())));
         }
-        if self.raw.distance(self.cached_head, self.tail) < self.raw.cap || self.slots() > 0 {
+        if self.tail != self.limit || self.slots() > 0 {
             return Poll::Ready(Ok(()));
         }
         let s = &self.raw.header().signals;
@@ -173,7 +173,7 @@ impl<'a, T> Consumer<'a, T> {
             Err(PopError::Closed) => Poll::Ready(None),
             Err(PopError::Empty) => {
                 // The fence above follows our last `head` store: it serves as a checkpoint.
-                self.popped = 0;
+                self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
                 self.wake_producer_if_waiting();
                 Poll::Pending
             }

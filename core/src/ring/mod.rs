@@ -3,7 +3,7 @@
 //! [`Ring<T, N>`] keeps its `N` slots inline and has a `const fn new`, so it can live in a
 //! `static` and be split once with [`Ring::try_split`] (firmware, interrupt handlers), or on
 //! the stack and be split with [`Ring::split`]. With the `alloc` feature,
-//! [`with_capacity`] puts the slots on the heap with a capacity chosen at run time and returns
+//! `ring::with_capacity` puts the slots on the heap with a capacity chosen at run time and returns
 //! `'static` halves.
 //!
 //! The two halves, [`Producer`] and [`Consumer`], are `Send` (when `T: Send`) but not `Sync`.
@@ -78,8 +78,6 @@
 //! - `closed` is stored with `Release` after the closing side's last publication and loaded
 //!   with `Acquire` where the consumer decides that an empty ring is finished; closing then
 //!   wakes the other side unconditionally (after the same fence).
-//!
-//! [`with_capacity`]: crate::ring::with_capacity
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -370,16 +368,14 @@ unsafe fn halves<'a, T>(
     // are visible through whatever gave us exclusive access, this is belt and braces.
     let head = producer_raw.header().head.load(Ordering::Acquire);
     let tail = producer_raw.header().tail.load(Ordering::Acquire);
-    let checkpoint = if consumer_raw.cap / 2 > 1 {
-        consumer_raw.cap / 2
-    } else {
-        1
-    };
+    let limit = producer_raw.advance(head, producer_raw.cap);
+    let checkpoint = (consumer_raw.cap / 2).max(1);
+    let next_checkpoint = consumer_raw.advance(head, checkpoint);
     (
         Producer {
             raw: producer_raw,
             tail,
-            cached_head: head,
+            limit,
             _owner: owner(),
             _borrow: PhantomData,
         },
@@ -387,7 +383,7 @@ unsafe fn halves<'a, T>(
             raw: consumer_raw,
             head,
             cached_tail: tail,
-            popped: 0,
+            next_checkpoint,
             checkpoint,
             _owner: owner(),
             _borrow: PhantomData,
@@ -581,8 +577,10 @@ pub struct Producer<'a, T> {
     /// Own position, the only copy that is ever ahead of the shared `tail` (between a write and
     /// its publication). In `0 .. 2 * cap`.
     tail: usize,
-    /// Last `head` seen; the real head is never behind it, so it may only under-report space.
-    cached_head: usize,
+    /// `head + cap` (wrapped) for the last `head` seen: the producer position at which the
+    /// ring is full. The real limit is never behind it, so it may only under-report space;
+    /// `tail == limit` is the whole "maybe full" test of `push`. In `0 .. 2 * cap`.
+    limit: usize,
     _owner: Owner<T>,
     _borrow: PhantomData<&'a Header>,
 }
@@ -612,26 +610,33 @@ impl<T> Producer<'_, T> {
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         // Cost: 1 Relaxed load of the read-mostly `closed` flag, 1 Acquire load of `head` only
-        // when the cached head says full, 1 Release store of `tail`; no RMW, no fence, no wake.
+        // when the cached limit says full, 1 Release store of `tail`; no RMW, no fence, no wake.
         if self.raw.header().signals.closed.load(Ordering::Relaxed) {
             return Err(PushError::Closed(value));
         }
-        if self.raw.distance(self.cached_head, self.tail) == self.raw.cap {
-            // Acquire: pairs with the consumer's Release store of `head`, so its reads of the
-            // slots it gave up happen before we overwrite them.
-            self.cached_head = self.raw.header().head.load(Ordering::Acquire);
-            if self.raw.distance(self.cached_head, self.tail) == self.raw.cap {
+        if self.tail == self.limit {
+            self.reload_limit();
+            if self.tail == self.limit {
                 return Err(PushError::Full(value));
             }
         }
-        // SAFETY: `tail` is not `cap` ahead of head, so its slot is vacant, and only the
-        // producer writes slots.
+        // SAFETY: `tail != limit`, so `tail` is less than `cap` ahead of head: its slot is
+        // vacant, and only the producer writes slots.
         unsafe { self.raw.write(self.tail, value) };
         self.tail = self.raw.advance(self.tail, 1);
         // Release: pairs with the consumer's Acquire load of `tail`; the slot write happens
         // before the consumer reads it.
         self.raw.header().tail.store(self.tail, Ordering::Release);
         Ok(())
+    }
+
+    /// Reloads `head` and recomputes `limit`.
+    #[inline]
+    fn reload_limit(&mut self) {
+        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the
+        // slots it gave up happen before we overwrite them.
+        let head = self.raw.header().head.load(Ordering::Acquire);
+        self.limit = self.raw.advance(head, self.raw.cap);
     }
 
     /// Wakes the consumer if it waits for items. Call it after raw [`push`](Self::push)es;
@@ -653,9 +658,8 @@ impl<T> Producer<'_, T> {
     /// The number of slots this half can fill right now (free slots; a lower bound, the
     /// consumer may free more at any time).
     pub fn slots(&mut self) -> usize {
-        // Acquire: as in `push`.
-        self.cached_head = self.raw.header().head.load(Ordering::Acquire);
-        self.raw.cap - self.raw.distance(self.cached_head, self.tail)
+        self.reload_limit();
+        self.raw.distance(self.tail, self.limit)
     }
 
     /// Same as [`slots`](Self::slots).
@@ -728,8 +732,10 @@ pub struct Consumer<'a, T> {
     head: usize,
     /// Last `tail` seen; the real tail is never behind it, so it may only under-report items.
     cached_tail: usize,
-    /// Items popped since the last checkpoint. Invariant: `< checkpoint` between calls.
-    popped: usize,
+    /// The head position at which the next checkpoint happens. Invariant: `head + d` (wrapped)
+    /// with `d` in `1 ..= checkpoint` between calls, so a pop reaches it exactly when the new
+    /// head equals it.
+    next_checkpoint: usize,
     /// `max(1, cap / 2)`: how many pops make a checkpoint (see [Waking](crate::ring#waking)).
     checkpoint: usize,
     _owner: Owner<T>,
@@ -764,8 +770,8 @@ impl<T> Consumer<'_, T> {
     #[inline]
     pub fn pop(&mut self) -> Result<T, PopError> {
         // Cost: 1 Acquire load of `tail` only when the cached tail says empty, 1 Release store
-        // of `head`, a local counter; every `max(1, cap / 2)` pops a SeqCst fence and a Relaxed
-        // load (plus a wake if the producer waits). No RMW otherwise.
+        // of `head`, a compare with the checkpoint position; every `max(1, cap / 2)` pops a
+        // SeqCst fence and a Relaxed load (plus a wake if the producer waits). No RMW otherwise.
         self.ready()?;
         // SAFETY: `ready` established `head != tail`: the slot is initialised and the producer
         // does not write it until we publish a head past it.
@@ -774,7 +780,9 @@ impl<T> Consumer<'_, T> {
         // Release: pairs with the producer's Acquire load of `head`; our read of the slot
         // happens before the producer overwrites it.
         self.raw.header().head.store(self.head, Ordering::Release);
-        self.count_popped(1);
+        if self.head == self.next_checkpoint {
+            self.notify_producer();
+        }
         Ok(value)
     }
 
@@ -837,11 +845,11 @@ impl<T> Consumer<'_, T> {
         self.raw.distance(self.head, self.cached_tail)
     }
 
-    /// Adds `n` pops to the checkpoint counter, notifying the producer when it is reached.
-    #[inline(always)]
-    fn count_popped(&mut self, n: usize) {
-        self.popped += n;
-        if self.popped >= self.checkpoint {
+    /// Accounts for `n` items popped from position `old_head` on (head is now past them),
+    /// notifying the producer if that reached the checkpoint.
+    #[inline]
+    fn popped_from(&mut self, old_head: usize, n: usize) {
+        if self.raw.distance(old_head, self.next_checkpoint) <= n {
             self.notify_producer();
         }
     }
@@ -853,7 +861,7 @@ impl<T> Consumer<'_, T> {
     /// producer is waiting.
     #[inline(never)]
     pub fn notify_producer(&mut self) {
-        self.popped = 0;
+        self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
         // Pairs with the fence in `Producer::poll_ready` (Dekker): either the producer's
         // re-check of `head` sees our last Release store of `head`, or we see `tx_waiting`.
         fence(Ordering::SeqCst);
