@@ -19,7 +19,12 @@ fn main() {
         stream::run(&mut report);
     }
     report.print_summary();
-    let _ = report.write_json(std::path::Path::new("target/bench/summary.json"));
+    if let Err(e) = report.write_json(std::path::Path::new("target/bench/summary.json")) {
+        eprintln!("could not write target/bench/summary.json: {e}");
+    }
+    if let Err(e) = report.write_svg(std::path::Path::new("docs/bench.svg")) {
+        eprintln!("could not write docs/bench.svg: {e}");
+    }
 }
 
 /// `AIOTHREADS_BENCH_QUICK=1` (`make bench-quick`): fewer items and repetitions.

@@ -53,7 +53,7 @@ pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let m = v.len() / 2;
-    if v.len() % 2 == 0 {
+    if v.len() & 1 == 0 {
         (v[m - 1] + v[m]) / 2.0
     } else {
         v[m]
@@ -88,7 +88,12 @@ impl Report {
 
     /// Records a goal and prints its PASS/FAIL line.
     pub fn goal(&mut self, name: &str, value: f64, threshold: f64, higher_is_better: bool) {
-        let goal = Goal { name: name.into(), value, threshold, higher_is_better };
+        let goal = Goal {
+            name: name.into(),
+            value,
+            threshold,
+            higher_is_better,
+        };
         println!(
             "{} {name}: measured {} (goal {} {})",
             if goal.passed() { "PASS" } else { "FAIL" },
@@ -118,10 +123,10 @@ impl Report {
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let mut s = String::from("{\n  \"results\": [\n");
         for (i, r) in self.rows.iter().enumerate() {
-            let _ = write!(
+            let _ = writeln!(
                 s,
                 "    {{\"case\": {}, \"contender\": {}, \"metric\": {}, \"unit\": {}, \
-                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}}}{}\n",
+                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}}}{}",
                 json_str(&r.case),
                 json_str(&r.contender),
                 json_str(&r.metric),
@@ -135,10 +140,10 @@ impl Report {
         }
         s.push_str("  ],\n  \"goals\": [\n");
         for (i, g) in self.goals.iter().enumerate() {
-            let _ = write!(
+            let _ = writeln!(
                 s,
                 "    {{\"goal\": {}, \"measured\": {}, \"threshold\": {}, \"higher_is_better\": {}, \
-                 \"passed\": {}}}{}\n",
+                 \"passed\": {}}}{}",
                 json_str(&g.name),
                 json_num(g.value),
                 json_num(g.threshold),
@@ -176,10 +181,18 @@ impl Report {
                 xml(unit)
             );
             y += 8.0;
-            let top = rows.iter().map(|r| r.median).filter(|v| v.is_finite()).fold(0.0, f64::max);
+            let top = rows
+                .iter()
+                .map(|r| r.median)
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
             for r in rows {
                 y += bar_h + 4.0;
-                let frac = if top > 0.0 && r.median.is_finite() { r.median / top } else { 0.0 };
+                let frac = if top > 0.0 && r.median.is_finite() {
+                    r.median / top
+                } else {
+                    0.0
+                };
                 let w = (width - label_w - 120.0) * frac;
                 let ours = r.contender.starts_with("aiothreads");
                 let _ = writeln!(
@@ -261,5 +274,7 @@ fn json_str(s: &str) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
