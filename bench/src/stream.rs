@@ -195,7 +195,11 @@ fn raw_ring(n: u64) -> Sample {
 
 fn check(n: u64, sum: u64, count: u64) {
     assert_eq!(count, n, "items lost");
-    assert_eq!(sum, (0..n).fold(0u64, |a, b| a.wrapping_add(b)), "items corrupted");
+    assert_eq!(
+        sum,
+        (0..n).fold(0u64, |a, b| a.wrapping_add(b)),
+        "items corrupted"
+    );
 }
 
 /// Runs the stream group.
@@ -226,7 +230,13 @@ pub fn run(report: &mut Report) {
         let wakes: Vec<f64> = samples[i].iter().map(|s| s.1).collect();
         report.add(&case, name, "throughput", "M items/s", &rates);
         if *name != "core ring, 2 threads spinning" {
-            report.add(&case, name, "consumer wake-ups per item", "wakes/item", &wakes);
+            report.add(
+                &case,
+                name,
+                "consumer wake-ups per item",
+                "wakes/item",
+                &wakes,
+            );
         }
         medians.push((median(&rates), median(&wakes)));
     }
@@ -239,6 +249,16 @@ pub fn run(report: &mut Report) {
         5.0,
         true,
     );
-    report.goal("stream ≥ 30% of the raw two-thread ring", ours_rate / ring, 0.30, true);
-    report.goal("stream < 0.01 consumer wake-ups per item", medians[0].1, 0.01, false);
+    report.goal(
+        "stream ≥ 30% of the raw two-thread ring",
+        ours_rate / ring,
+        0.30,
+        true,
+    );
+    report.goal(
+        "stream < 0.01 consumer wake-ups per item",
+        medians[0].1,
+        0.01,
+        false,
+    );
 }
