@@ -5,6 +5,10 @@
 //! (or the environment variable `AIOTHREADS_MAX_THREADS=10`).
 //!
 //! The I/O of the original (`requests.get(url)`) is simulated with a sleep.
+//!
+//! Rust has no GIL, so CPU-bound work runs in parallel on the pool too: `threaded!` is the
+//! default choice for it as well (bounded by the pool size), `threaded_separate!` is for work
+//! that may run so long it would monopolise a worker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
