@@ -98,10 +98,17 @@ struct Deferred {
     spawn_error: Option<io::Error>,
 }
 
+/// Wakes `w`; a panic of the waker is reported by the panic hook and goes no further. The
+/// pool wakes other tasks' wakers from its workers and from other callers: one faulty waker
+/// must not kill a worker (losing the job it had just taken) or stop the remaining wake-ups.
+fn wake_quietly(w: Waker) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| w.wake()));
+}
+
 impl Deferred {
     fn run(self) {
         for w in self.wake {
-            w.wake();
+            wake_quietly(w);
         }
         if let Some(e) = self.spawn_error {
             for job in self.fail {
@@ -350,7 +357,7 @@ impl Shared {
         if st.queue.len() < max && !st.admission.is_empty() {
             let w = st.admission.swap_remove(0);
             drop(st);
-            w.wake();
+            wake_quietly(w);
         }
     }
 
@@ -388,7 +395,7 @@ impl Shared {
             job.fail(JoinError::Shutdown);
         }
         for w in waiters {
-            w.wake();
+            wake_quietly(w);
         }
         // Do not wait for the calling thread if it is one of our workers.
         let own = usize::from(WORKER_OF.with(|w| w.get()) == core::ptr::from_ref(self) as usize);

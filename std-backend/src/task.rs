@@ -186,8 +186,13 @@ where
     }
 
     fn fail(&self, err: JoinError) {
-        drop(self.job.take());
-        let _ = self.slot.send(Err(err));
+        // Called from the pool's bookkeeping (shutdown, spawn failure), often for many jobs in
+        // a row: neither the closure's `Drop` nor the awaiter's waker may unwind out of here,
+        // or the jobs after this one would never be failed (and a second panicking `Drop`
+        // during that unwinding would abort). Such a panic is reported by the panic hook.
+        let job = self.job.take();
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(job)));
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| self.slot.send(Err(err))));
     }
 }
 
