@@ -1,0 +1,596 @@
+//! Fault injection: thread spawn failure, panicking `Drop`s, panicking wakers, a runtime that
+//! goes away under `sync_await`, shutdown with streams in flight. Each fault must end with a
+//! clear error to the caller and no hang, and the pool must keep its workers: every test is
+//! bounded by a timeout that fails it.
+#![allow(clippy::manual_inspect)] // the iterators under test hold guards inside `map`
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aiothreads::{IterCall, JoinError, Pool, SyncAwaitError};
+use aiothreads_tests::wait_until;
+use futures::executor::block_on;
+use futures::{FutureExt, StreamExt};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `f` on its own thread; fails the test if it takes longer than [`LIMIT`].
+fn bounded<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(r) => {
+            t.join().unwrap();
+            r
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
+            Err(p) => std::panic::resume_unwind(p),
+            Ok(()) => unreachable!(),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: timed out after {LIMIT:?}"),
+    }
+}
+
+fn message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<non-string payload>".to_owned())
+}
+
+/// Waits (bounded) for `cond`; fails the test naming `what` otherwise.
+fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(10), cond),
+        "timed out waiting for {what}"
+    );
+}
+
+/// A gate a job waits on (bounded, so a failing test cannot leave a thread behind forever).
+#[derive(Clone, Default)]
+struct Gate(Arc<AtomicBool>);
+impl Gate {
+    fn open(&self) {
+        self.0.store(true, SeqCst);
+    }
+    fn wait(&self) {
+        let start = Instant::now();
+        while !self.0.load(SeqCst) && start.elapsed() < LIMIT {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// A waker whose `wake` panics (after counting the call).
+struct PanickingWaker(AtomicUsize);
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+        panic!("injected waker panic");
+    }
+}
+
+fn panicking_waker() -> (Arc<PanickingWaker>, Waker) {
+    let w = Arc::new(PanickingWaker(AtomicUsize::new(0)));
+    (w.clone(), Waker::from(w))
+}
+
+/// Polls `fut` once with `waker`.
+fn poll_with<F: std::future::Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(waker))
+}
+
+/// Polls until ready with a no-op waker (bounded).
+fn poll_until_ready<F: std::future::Future + Unpin>(fut: &mut F) -> F::Output {
+    let waker = futures::task::noop_waker();
+    let start = Instant::now();
+    loop {
+        if let Poll::Ready(v) = poll_with(fut, &waker) {
+            return v;
+        }
+        assert!(start.elapsed() < LIMIT, "never became ready");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The pool still runs `max` jobs at once: all of them meet at a barrier.
+fn assert_pool_intact(pool: &Pool, max: usize) {
+    let barrier = Arc::new(std::sync::Barrier::new(max));
+    let handles: Vec<_> = (0..max)
+        .map(|i| {
+            let b = barrier.clone();
+            pool.spawn(move || {
+                b.wait();
+                i
+            })
+        })
+        .collect();
+    let got = block_on(futures::future::join_all(handles));
+    assert_eq!(got, (0..max).collect::<Vec<_>>());
+    assert!(pool.thread_count() <= max);
+}
+
+// ---- thread spawn failure ---------------------------------------------------------------------
+
+#[test]
+fn spawn_failure_reaches_calls_and_streams() {
+    bounded("spawn failure", || {
+        // A stack no machine can give: `std::thread::Builder::spawn` fails every time.
+        let pool = Pool::builder().stack_size(usize::MAX / 2).build();
+        let handles: Vec<_> = (0..20).map(|i| pool.spawn(move || i)).collect();
+        for h in handles {
+            match block_on(h.try_join()) {
+                Err(JoinError::SpawnFailed(e)) => assert!(!e.to_string().is_empty()),
+                other => panic!("expected SpawnFailed, got {other:?}"),
+            }
+        }
+        // A stream on that pool ends with the error.
+        let items: Vec<_> = block_on(IterCall::new(|| 0..10).on(&pool).try_stream().collect());
+        assert!(
+            matches!(&items[..], [Err(JoinError::SpawnFailed(_))]),
+            "{items:?}"
+        );
+        let f = aiothreads::threaded_iterable(|n: u32| 0..n).on(&pool);
+        let items: Vec<_> = block_on(f.call(5).try_stream().collect());
+        assert!(
+            matches!(&items[..], [Err(JoinError::SpawnFailed(_))]),
+            "{items:?}"
+        );
+        // The plain stream panics with the reason.
+        let p = catch_unwind(|| block_on(IterCall::new(|| 0..10).on(&pool).count())).unwrap_err();
+        let msg = message(&*p);
+        assert!(
+            msg.starts_with("threaded iterable failed: no thread could be started"),
+            "{msg}"
+        );
+        assert_eq!(
+            pool.thread_count(),
+            0,
+            "no thread is counted that did not start"
+        );
+    });
+}
+
+// ---- panicking Drop --------------------------------------------------------------------------
+
+/// An item that counts its drops and panics in `Drop` when asked to.
+struct Bomb {
+    id: usize,
+    panics: bool,
+    drops: Arc<Vec<AtomicUsize>>,
+}
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, SeqCst);
+        if self.panics {
+            panic!("injected drop panic {}", self.id);
+        }
+    }
+}
+
+fn drop_counters(n: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
+}
+
+#[test]
+fn panicking_item_drop_in_the_ring_when_the_consumer_drops_last() {
+    bounded("drop panic, consumer side", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let drops = drop_counters(4);
+        let iter_done = Gate::default();
+        let (d, done) = (drops.clone(), iter_done.clone());
+        let mut s = IterCall::new(move || {
+            let guard = OnDrop(done);
+            (0..4).map(move |id| {
+                let _ = &guard;
+                Bomb {
+                    id,
+                    panics: id == 1,
+                    drops: d.clone(),
+                }
+            })
+        })
+        .max_size(8)
+        .on(&pool);
+        let first = block_on(s.next()).unwrap();
+        assert_eq!(first.id, 0);
+        drop(first);
+        // The producer finished: items 1, 2, 3 wait in the ring, owned by the consumer alone.
+        wait_for("the producer to finish", || iter_done.0.load(SeqCst));
+        let p = catch_unwind(AssertUnwindSafe(|| drop(s))).expect_err("the drop panic surfaces");
+        assert_eq!(message(&*p), "injected drop panic 1");
+        // Nothing dropped twice; the items after the panicking one are leaked, not dropped.
+        let counts: Vec<usize> = drops.iter().map(|c| c.load(SeqCst)).collect();
+        assert_eq!(&counts[..2], [1, 1]);
+        assert!(counts.iter().all(|&c| c <= 1), "{counts:?}");
+        assert_pool_intact(&pool, 1);
+    });
+}
+
+/// Waits for its gate when dropped.
+struct WaitOnDrop(Gate);
+impl Drop for WaitOnDrop {
+    fn drop(&mut self) {
+        self.0.wait();
+    }
+}
+
+/// Opens its gate when dropped.
+struct OnDrop(Gate);
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[test]
+fn panicking_item_drop_in_the_ring_when_the_producer_drops_last() {
+    bounded("drop panic, producer side", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let drops = drop_counters(64);
+        let made = Arc::new(AtomicUsize::new(0));
+        let (iter_dropped, consumer_gone) = (Gate::default(), Gate::default());
+        let (d, m, gate, gone) = (
+            drops.clone(),
+            made.clone(),
+            iter_dropped.clone(),
+            consumer_gone.clone(),
+        );
+        let mut s = IterCall::new(move || {
+            // The iterator is dropped before the producer's half of the ring: holding its
+            // `Drop` until the consumer is gone makes the producer's side the last owner.
+            let guard = (OnDrop(gate), WaitOnDrop(gone));
+            (0..64).map(move |id| {
+                let _ = &guard;
+                m.fetch_add(1, SeqCst);
+                Bomb {
+                    id,
+                    panics: id == 1,
+                    drops: d.clone(),
+                }
+            })
+        })
+        .max_size(2)
+        .on(&pool);
+        assert_eq!(block_on(s.next()).unwrap().id, 0);
+        // Items 1 and 2 fill the ring; the producer holds item 3, parked.
+        wait_for("the producer to park", || made.load(SeqCst) == 4);
+        thread::sleep(Duration::from_millis(20));
+        // The consumer leaves first; the producer's side frees the ring, on the worker.
+        drop(s);
+        consumer_gone.open();
+        wait_for("the iterator's drop", || iter_dropped.0.load(SeqCst));
+        wait_for("item 1's drop", || drops[1].load(SeqCst) == 1);
+        let counts: Vec<usize> = drops.iter().map(|c| c.load(SeqCst)).collect();
+        assert_eq!(&counts[..4], [1, 1, counts[2], 1], "{counts:?}");
+        assert!(counts.iter().all(|&c| c <= 1), "{counts:?}");
+        assert_eq!(made.load(SeqCst), 4, "the producer stopped");
+        // The worker caught the panic and lives on.
+        assert_pool_intact(&pool, 1);
+    });
+}
+
+#[test]
+fn panicking_result_drop_in_the_slot() {
+    bounded("drop panic in a slot", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let drops = drop_counters(2);
+        let worker = block_on(pool.spawn(|| thread::current().id()));
+
+        // The handle is dropped while the job runs: the result is dropped on the worker,
+        // whose panic is caught there.
+        let (gate, started) = (Gate::default(), Gate::default());
+        let (g, st, d) = (gate.clone(), started.clone(), drops.clone());
+        let h = pool.spawn(move || {
+            st.open();
+            g.wait();
+            Bomb {
+                id: 0,
+                panics: true,
+                drops: d,
+            }
+        });
+        wait_for("the job to start", || started.0.load(SeqCst));
+        drop(h);
+        gate.open();
+        wait_for("the result's drop", || drops[0].load(SeqCst) == 1);
+        assert_eq!(block_on(pool.spawn(|| thread::current().id())), worker);
+
+        // The handle is dropped after the result arrived: the panic surfaces in the dropper,
+        // once.
+        let d = drops.clone();
+        let h = pool.spawn(move || Bomb {
+            id: 1,
+            panics: true,
+            drops: d,
+        });
+        wait_for("the result", || h.is_finished());
+        let p = catch_unwind(AssertUnwindSafe(|| drop(h))).expect_err("drop panic");
+        assert_eq!(message(&*p), "injected drop panic 1");
+        assert_eq!(drops[1].load(SeqCst), 1);
+        assert_eq!(block_on(pool.spawn(|| thread::current().id())), worker);
+        assert_eq!(pool.thread_count(), 1);
+    });
+}
+
+#[test]
+fn panicking_closure_drop_when_queued_jobs_are_cancelled() {
+    bounded("closure drop panic at shutdown", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let drops = drop_counters(3);
+        let gate = Gate::default();
+        let g = gate.clone();
+        let blocker = pool.spawn(move || g.wait());
+        wait_for("the blocker to run", || {
+            format!("{pool:?}").contains("queued: 0")
+        });
+        // Queued behind the blocker: a job whose closure panics when dropped unrun, then an
+        // ordinary one.
+        let bomb = Bomb {
+            id: 0,
+            panics: true,
+            drops: drops.clone(),
+        };
+        let a = pool.spawn(move || drop(bomb));
+        let b = pool.spawn(|| 2);
+        // Cancelling a queued job whose handle was dropped drops its closure on the worker.
+        let bomb = Bomb {
+            id: 1,
+            panics: true,
+            drops: drops.clone(),
+        };
+        drop(pool.spawn(move || drop(bomb)));
+        // Shutdown fails the queued jobs: one closure's panic must not stop the others from
+        // being failed, nor escape into the caller of `shutdown`.
+        let report = catch_unwind(AssertUnwindSafe(|| pool.shutdown(Duration::ZERO)));
+        let report = report.expect("shutdown does not panic");
+        assert_eq!(report.cancelled_queued, 3);
+        assert!(matches!(block_on(a.try_join()), Err(JoinError::Shutdown)));
+        assert!(matches!(block_on(b.try_join()), Err(JoinError::Shutdown)));
+        assert_eq!(drops[0].load(SeqCst), 1);
+        assert_eq!(drops[1].load(SeqCst), 1);
+        gate.open();
+        block_on(blocker);
+        assert_eq!(pool.shutdown(Duration::from_secs(5)).left_running, 0);
+        assert_eq!(pool.thread_count(), 0);
+    });
+}
+
+// ---- panicking waker -------------------------------------------------------------------------
+
+#[test]
+fn panicking_waker_of_an_awaiter_loses_no_result_and_no_worker() {
+    bounded("waker panic in Slot::send", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let worker = block_on(pool.spawn(|| thread::current().id()));
+        let gate = Gate::default();
+        let g = gate.clone();
+        let mut h = pool
+            .spawn(move || {
+                g.wait();
+                42
+            })
+            .try_join();
+        let (count, waker) = panicking_waker();
+        assert!(poll_with(&mut h, &waker).is_pending());
+        gate.open();
+        // The worker's `Slot::send` stores the value, then the wake panics on the worker.
+        wait_for("the wake", || count.0.load(SeqCst) == 1);
+        assert_eq!(
+            poll_until_ready(&mut h).unwrap(),
+            42,
+            "the result is not lost"
+        );
+        // Same worker, still alive.
+        assert_eq!(block_on(pool.spawn(|| thread::current().id())), worker);
+        assert_eq!(pool.thread_count(), 1);
+    });
+}
+
+#[test]
+fn panicking_waker_waiting_for_admission_does_not_kill_the_worker() {
+    bounded("waker panic in admission", || {
+        let pool = Pool::builder().max_threads(1).max_queued(Some(1)).build();
+        let gate = Gate::default();
+        let g = gate.clone();
+        let blocker = pool.spawn(move || {
+            g.wait();
+            0
+        });
+        wait_for("the blocker to run", || {
+            format!("{pool:?}").contains("queued: 0")
+        });
+        let a = pool.spawn(|| 1); // takes the one place
+        let mut b = pool.spawn(|| 2).try_join(); // waits for admission at its first poll
+        let (count, waker) = panicking_waker();
+        assert!(poll_with(&mut b, &waker).is_pending());
+        // The worker takes `a` and wakes `b`'s waker, which panics on the worker.
+        gate.open();
+        assert_eq!(block_on(blocker), 0);
+        assert_eq!(block_on(a), 1, "the job taken before the wake still runs");
+        wait_for("the wake", || count.0.load(SeqCst) >= 1);
+        assert_eq!(poll_until_ready(&mut b).unwrap(), 2);
+        assert_pool_intact(&pool, 1);
+    });
+}
+
+#[test]
+fn panicking_waker_of_a_stream_consumer() {
+    bounded("waker panic in the ring", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let gate = Gate::default();
+        let iter_dropped = Arc::new(AtomicUsize::new(0));
+        let (g, dropped) = (gate.clone(), iter_dropped.clone());
+        let mut s = IterCall::new(move || {
+            let guard = CountDrop(dropped);
+            (0..3).map(move |i| {
+                let _ = &guard;
+                if i == 0 {
+                    g.wait();
+                }
+                i
+            })
+        })
+        .max_size(4)
+        .on(&pool)
+        .try_stream();
+        let (count, waker) = panicking_waker();
+        let mut next = s.next();
+        assert!(poll_with(&mut next, &waker).is_pending());
+        drop(next);
+        // The producer's first push wakes the consumer: the wake panics in the producer.
+        gate.open();
+        wait_for("the wake", || count.0.load(SeqCst) == 1);
+        let mut rest = Vec::new();
+        loop {
+            let mut next = s.next();
+            match poll_until_ready(&mut next) {
+                Some(item) => rest.push(item),
+                None => break,
+            }
+        }
+        // The item pushed before the wake is delivered; the producer's failure is the waker's
+        // panic, reported once; the iterator was dropped once.
+        assert!(matches!(rest[0], Ok(0)), "{rest:?}");
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        match &rest[1] {
+            Err(e @ JoinError::Panicked(_)) => {
+                assert_eq!(e.panic_message(), Some("injected waker panic"))
+            }
+            other => panic!("expected the waker's panic, got {other:?}"),
+        }
+        assert_eq!(iter_dropped.load(SeqCst), 1);
+        assert_pool_intact(&pool, 1);
+    });
+}
+
+struct CountDrop(Arc<AtomicUsize>);
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+// ---- the loop goes away under sync_await -----------------------------------------------------
+
+#[test]
+fn runtime_dropped_while_workers_sync_await_on_it() {
+    bounded("runtime dropped under sync_await", || {
+        let pool = Pool::builder().max_threads(3).build();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        // Submitted inside the runtime's context: each job captures it as its loop.
+        let enter = rt.enter();
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let w = waiting.clone();
+                pool.spawn(move || {
+                    aiothreads::try_sync_await(async move {
+                        w.fetch_add(1, SeqCst);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    })
+                })
+            })
+            .collect();
+        drop(enter);
+        wait_for("three futures on the loop", || waiting.load(SeqCst) == 3);
+        let dropped_at = Instant::now();
+        drop(rt);
+        for h in handles {
+            let r = block_on(h);
+            assert!(matches!(r, Err(SyncAwaitError::LoopGone)), "{r:?}");
+        }
+        let took = dropped_at.elapsed();
+        assert!(took < Duration::from_secs(5), "LoopGone took {took:?}");
+        // The workers are free again.
+        assert_pool_intact(&pool, 3);
+    });
+}
+
+// ---- shutdown while streams are in flight ----------------------------------------------------
+
+#[test]
+fn shutdown_while_streams_are_mid_flight() {
+    bounded("shutdown mid-stream", || {
+        let pool = Pool::builder().max_threads(2).build();
+        let iter_drops = Arc::new(AtomicUsize::new(0));
+        let make = |pool: &Pool| {
+            let d = iter_drops.clone();
+            IterCall::new(move || {
+                let guard = CountDrop(d);
+                (0u64..).map(move |i| {
+                    let _ = &guard;
+                    i
+                })
+            })
+            .max_size(4)
+            .on(pool)
+            .try_stream()
+        };
+        // Two streams get the two workers; two more are queued behind them.
+        let mut running: Vec<_> = (0..2).map(|_| make(&pool)).collect();
+        for s in &mut running {
+            assert!(matches!(block_on(s.next()), Some(Ok(0))));
+        }
+        let mut queued: Vec<_> = (0..2).map(|_| make(&pool)).collect();
+        for s in &mut queued {
+            // The first poll submits the producer; it cannot start yet.
+            let mut next = s.next();
+            assert!(poll_with(&mut next, &futures::task::noop_waker()).is_pending());
+        }
+        let report = pool.shutdown(Duration::from_millis(50));
+        assert_eq!(report.cancelled_queued, 2);
+        assert_eq!(report.left_running, 2, "running producers are not killed");
+        // Queued streams end with the error; nothing ran for them.
+        for mut s in queued {
+            let rest: Vec<_> = block_on(s.by_ref().collect());
+            assert!(matches!(&rest[..], [Err(JoinError::Shutdown)]), "{rest:?}");
+        }
+        // Running streams still deliver in order, until their consumers leave: one is closed,
+        // one dropped. Their producers then stop and their threads exit.
+        let mut closed = running.pop().unwrap();
+        let mut dropped = running.pop().unwrap();
+        for expect in 1..100u64 {
+            assert!(matches!(block_on(closed.next()), Some(Ok(i)) if i == expect));
+            assert!(matches!(block_on(dropped.next()), Some(Ok(i)) if i == expect));
+        }
+        block_on(closed.close()).unwrap();
+        drop(dropped);
+        let report = pool.shutdown(Duration::from_secs(10));
+        assert_eq!(report.left_running, 0);
+        assert_eq!(pool.thread_count(), 0);
+        assert_eq!(
+            iter_drops.load(SeqCst),
+            2,
+            "each started iterator dropped once"
+        );
+        // A new stream on the shut-down pool fails at once.
+        let items: Vec<_> = block_on(make(&pool).collect());
+        assert!(
+            matches!(&items[..], [Err(JoinError::Shutdown)]),
+            "{items:?}"
+        );
+        // The plain future form too.
+        let r = block_on(AssertUnwindSafe(pool.spawn(|| 1)).catch_unwind());
+        assert_eq!(
+            message(&*r.unwrap_err()),
+            "the thread pool was shut down; the job did not run"
+        );
+    });
+}
