@@ -18,6 +18,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Nanoseconds per call of `f` called `n` times (one run, after a short warm-up).
+fn ns_per_call_once(n: usize, f: &mut impl FnMut()) -> f64 {
+    for _ in 0..n.min(100) {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
 /// Median over `REPS` runs of nanoseconds per call of `f` called `n` times.
 fn ns_per_call(n: usize, mut f: impl FnMut()) -> f64 {
     // Warm-up (first-call caches, page faults).
@@ -51,7 +63,7 @@ pub fn run(filter: &str) {
         ready(if quick { 1_000_000 } else { 10_000_000 });
     }
     if filter.is_empty() || "sync_await".contains(filter) || "hop".contains(filter) {
-        hop(if quick { 2_000 } else { 20_000 });
+        hop(if quick { 1_000 } else { 5_000 });
     }
 }
 
@@ -94,24 +106,25 @@ fn hop(n: usize) {
     let handle = rt.handle().clone();
     let lp = aiothreads::Loop::from(handle.clone());
 
-    // Each measurement runs on its own plain thread (a worker stand-in).
-    let ours = {
+    // One plain thread (a worker stand-in) measures both, repetitions interleaved so that
+    // load from other processes hits both alike.
+    let (ours, tokio_hop) = {
         let lp = lp.clone();
-        std::thread::spawn(move || {
-            ns_per_call(n, || {
-                black_box(lp.sync_await(async { black_box(1u64) }));
-            })
-        })
-        .join()
-        .expect("bench thread")
-    };
-    let tokio_hop = {
         let handle = handle.clone();
         std::thread::spawn(move || {
-            ns_per_call(n, || {
+            let mut ours = || {
+                black_box(lp.sync_await(async { black_box(1u64) }));
+            };
+            let mut theirs = || {
                 let jh = handle.spawn(async { black_box(1u64) });
                 black_box(futures::executor::block_on(jh).expect("task"));
-            })
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..REPS {
+                a.push(ns_per_call_once(n, &mut ours));
+                b.push(ns_per_call_once(n, &mut theirs));
+            }
+            (median(a), median(b))
         })
         .join()
         .expect("bench thread")

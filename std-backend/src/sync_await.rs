@@ -30,8 +30,8 @@
 //!
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot. The waiting thread spins on its wake-up flag for up to ~5 µs before it
-//! parks, so a quick future costs no futex sleep on this side.
+//! oneshot slot; the waiting thread parks at once (see `SYNC_AWAIT_SPIN`). The round trip costs
+//! about what `Handle::spawn` + waiting on its `JoinHandle` does.
 
 use core::any::Any;
 use core::future::{poll_fn, Future};
@@ -48,12 +48,12 @@ use crate::block_on::{block_on, with_parker};
 use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
 
-/// How long a thread waiting in `sync_await` spins before it parks. A hop to an idle tokio
-/// runtime and back takes ~10 µs, dominated by the runtime thread's own wake-up, which we
-/// can't avoid. Spinning over the whole hop (tried: 50 µs) was 1.5–2x *slower* on a loaded
-/// 2-core machine — the spinner takes the core the runtime thread needs — so the spin only
-/// covers futures that finish almost at once.
-const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(5);
+/// How long a thread waiting in `sync_await` spins before it parks: not at all. A hop to an
+/// idle tokio runtime and back takes ~10–17 µs, dominated by the runtime thread's own
+/// wake-up, which we can't avoid. Measured on a loaded 2-core machine: a 50 µs spin made the
+/// hop 1.5–2x *slower* (the spinner takes the core the runtime thread needs), 5 µs gained
+/// nothing measurable; parking at once was best.
+const SYNC_AWAIT_SPIN: Duration = Duration::ZERO;
 
 /// Why a [`try_sync_await`] gave no output.
 #[non_exhaustive]
