@@ -8,7 +8,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use aiothreads_core::ring::{self, Closed, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
@@ -240,8 +242,8 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// - With no loop, each `next()` drives the stream on this thread with [`block_on`]
 ///   (no buffer, no reactor).
 ///
-/// Dropping the iterator stops the stream: the driving task sees the ring closed at its next
-/// item and drops the stream on the loop.
+/// Dropping the iterator stops the stream at once: the driving task is woken, stops waiting
+/// for the stream's next item, and drops the stream on the loop.
 ///
 /// # Panics
 /// If `max_size` is 0, or the loop refuses the driving task.
@@ -270,15 +272,22 @@ where
         Ok(halves) => halves,
         Err(e) => panic!("blocking_iter: {e}"),
     };
+    let stop = Arc::new(Stop::default());
+    let driver_stop = stop.clone();
     let mut stream = stream;
     let driver = async move {
-        while let Some(item) = (NextItem {
-            stream: &mut stream,
+        // Each wait for the stream's next item also watches `stop`: a stream that never
+        // yields again (an idle socket) is dropped as soon as the iterator is.
+        while let Some(Some(item)) = (UnlessStopped {
+            stop: &driver_stop,
+            inner: NextItem {
+                stream: &mut stream,
+            },
         })
         .await
         {
             if tx.send(item).await.is_err() {
-                break; // the iterator was dropped
+                break; // the iterator was dropped while we waited for room
             }
         }
     };
@@ -286,8 +295,61 @@ where
         panic!("blocking_iter: the loop refused the task driving the stream: {e}");
     }
     BlockingIter {
-        inner: Inner::Ring(rx),
+        inner: Inner::Ring(rx, stop),
         parker: None,
+    }
+}
+
+/// Tells the task driving a [`blocking_iter`] stream that the iterator is gone.
+#[derive(Default)]
+struct Stop {
+    stopped: AtomicBool,
+    /// The driver's waker, registered before each check of `stopped`.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Polls `inner` until it is ready, or resolves to `None` once `stop` is set.
+struct UnlessStopped<'a, F> {
+    stop: &'a Stop,
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for UnlessStopped<'_, F> {
+    type Output = Option<F::Output>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(out) = Pin::new(&mut this.inner).poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        {
+            let mut slot = this
+                .stop
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
+        }
+        // Checked after registering: a `stop()` in between finds the waker and wakes us.
+        if this.stop.stopped.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 }
 
@@ -311,8 +373,8 @@ pub struct BlockingIter<S: Stream> {
 }
 
 enum Inner<S: Stream> {
-    /// Driven on a loop, items through a ring.
-    Ring(Consumer<'static, S::Item>),
+    /// Driven on a loop, items through a ring; `Stop` ends the driver when we drop.
+    Ring(Consumer<'static, S::Item>, Arc<Stop>),
     /// Driven here with `block_on`.
     Local(S),
 }
@@ -322,7 +384,7 @@ impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
     fn next(&mut self) -> Option<S::Item> {
         match &mut self.inner {
             Inner::Local(stream) => crate::block_on(NextItem { stream }),
-            Inner::Ring(rx) => {
+            Inner::Ring(rx, _) => {
                 // The parker belongs to the thread that first waits; an iterator moved to
                 // another thread gets a new one.
                 let me = std::thread::current().id();
@@ -336,10 +398,18 @@ impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
     }
 }
 
+impl<S: Stream> Drop for BlockingIter<S> {
+    fn drop(&mut self) {
+        if let Inner::Ring(_, stop) = &self.inner {
+            stop.stop();
+        }
+    }
+}
+
 impl<S: Stream> fmt::Debug for BlockingIter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.inner {
-            Inner::Ring(_) => "loop",
+            Inner::Ring(..) => "loop",
             Inner::Local(_) => "block_on",
         };
         f.debug_struct("BlockingIter")

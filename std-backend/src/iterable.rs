@@ -12,9 +12,9 @@
 //!   `next()` fails its next push; either way the iterator is dropped *on its thread*, so its
 //!   `Drop` — the Rust `finally` — runs there. [`is_cancelled`](crate::is_cancelled) turns
 //!   true inside the iterator as soon as the consumer has gone.
-//! - **[`ThreadedStream::close`]** closes and resolves only once the iterator has been dropped.
+//! - **`IterCall::close`** closes and resolves only once the iterator has been dropped.
 //! - **Errors.** Items produced before a panic are delivered first, then the panic is re-raised
-//!   in the consumer's `poll_next` (or yielded as `Err` by [`ThreadedStream::try_stream`]).
+//!   in the consumer's `poll_next` (or yielded as `Err` by `IterCall::try_stream`).
 //!   `Result` items flow as items.
 //! - **Lazy.** A stream that is never polled starts no thread and submits no job.
 //!

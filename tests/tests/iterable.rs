@@ -372,3 +372,43 @@ fn blocking_iter_consumes_async_stream_in_a_worker() {
     let it = aiothreads::blocking_iter(futures::stream::iter(1..=3), 1);
     assert_eq!(it.collect::<Vec<_>>(), [1, 2, 3]);
 }
+
+/// A stream that never yields and flags its drop.
+struct Idle(Arc<AtomicBool>);
+impl futures::Stream for Idle {
+    type Item = u8;
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<u8>> {
+        std::task::Poll::Pending
+    }
+}
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+#[test]
+fn blocking_iter_drop_stops_an_idle_stream() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let d = dropped.clone();
+    rt.block_on(async {
+        aiothreads::spawn(move || {
+            let it = aiothreads::blocking_iter(Idle(d), 4);
+            std::thread::sleep(Duration::from_millis(10));
+            drop(it); // the stream never yielded: the driver must still stop
+        })
+        .await;
+        assert!(
+            wait_until(Duration::from_secs(5), || dropped.load(SeqCst)),
+            "the idle stream was not dropped after its iterator"
+        );
+    });
+}

@@ -50,11 +50,9 @@ aiothreads::threaded_iterable! {
     /// A paginated "crawler": each page takes 10 ms; at most 2 wait in the queue.
     fn crawl(produced: Arc<AtomicUsize>) -> impl Iterator<Item = u32> {
         let session = Session { produced: produced.clone() };
-        (1..).map(move |page| {
-            let _keep_open = &session;
-            std::thread::sleep(Duration::from_millis(10));
+        (1..).inspect(move |_page| {
+            std::thread::sleep(Duration::from_millis(10)); // fetch the page
             session.produced.fetch_add(1, Ordering::SeqCst);
-            page
         })
     }
 }
