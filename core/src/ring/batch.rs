@@ -238,7 +238,7 @@ impl<T> Iterator for Drain<'_, '_, T> {
         let c = &mut *self.consumer;
         // SAFETY: the snapshot of `tail` had `remaining + 1` items after `head`: initialised.
         let value = unsafe { c.raw.read(c.head) };
-        c.head = c.raw.advance(c.head, 1);
+        c.head = c.raw.advance1(c.head);
         // Release: pairs with the producer's Acquire load of `head`.
         c.raw.header().head.store(c.head, Ordering::Release);
         if c.head == c.next_checkpoint {

@@ -174,7 +174,7 @@ impl<'a, T> Consumer<'a, T> {
             Err(PopError::Empty) => {
                 // The fence above follows our last `head` store: it serves as a checkpoint.
                 self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
-                self.wake_producer_if_waiting();
+                super::wake_producer_if_waiting(self.raw.header());
                 Poll::Pending
             }
         }

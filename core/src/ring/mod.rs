@@ -239,6 +239,18 @@ impl<T> Raw<T> {
         }
     }
 
+    /// Position `pos` advanced by one, wrapped into `0 .. 2 * cap` (the hot-path form of
+    /// `advance`).
+    #[inline(always)]
+    fn advance1(&self, pos: usize) -> usize {
+        debug_assert!(pos < 2 * self.cap);
+        if pos < 2 * self.cap - 1 {
+            pos + 1
+        } else {
+            0
+        }
+    }
+
     /// Number of items between `head` and `tail`.
     #[inline(always)]
     fn distance(&self, head: usize, tail: usize) -> usize {
@@ -336,20 +348,8 @@ impl<T> Raw<T> {
             // SAFETY: `pos` is in `head .. tail`, so the slot is initialised; nothing else
             // uses the storage (caller contract).
             drop(unsafe { self.read(pos) });
-            pos = self.advance(pos, 1);
+            pos = self.advance1(pos);
         }
-    }
-
-    /// Closes the ring and wakes the waker chosen by `other`.
-    fn close(&self, other: impl FnOnce(&Signals) -> &AtomicWaker) {
-        let s = &self.header().signals;
-        // Release: everything this half published before (tail stores of the producer) is
-        // visible to whoever sees the flag with Acquire (`Consumer::finished`).
-        s.closed.store(true, Ordering::Release);
-        // Pairs with the fence of the waiting side (`poll_recv` / `poll_ready`): either the
-        // waiter's re-check sees `closed`, or its waker is registered by now and woken here.
-        fence(Ordering::SeqCst);
-        other(s).wake();
     }
 }
 
@@ -389,6 +389,42 @@ unsafe fn halves<'a, T>(
             _borrow: PhantomData,
         },
     )
+}
+
+/// Closes the ring and wakes the other side: the consumer if `wake_consumer`, else the
+/// producer. Out of line and taking only the header (see [`notify_producer`]).
+#[inline(never)]
+fn close(header: &Header, wake_consumer: bool) {
+    let s = &header.signals;
+    // Release: everything this half published before (tail stores of the producer) is
+    // visible to whoever sees the flag with Acquire (`Consumer::finished`).
+    s.closed.store(true, Ordering::Release);
+    // Pairs with the fence of the waiting side (`poll_recv` / `poll_ready`): either the
+    // waiter's re-check sees `closed`, or its waker is registered by now and woken here.
+    fence(Ordering::SeqCst);
+    if wake_consumer {
+        s.rx_waker.wake();
+    } else {
+        s.tx_waker.wake();
+    }
+}
+
+/// The consumer's checkpoint: wakes the producer if it waits for space. Out of line, and
+/// taking only the header, so that the consumer's fields stay in registers in `pop` loops.
+#[inline(never)]
+fn notify_producer(header: &Header) {
+    // Pairs with the fence in `Producer::poll_ready` (Dekker): either the producer's re-check
+    // of `head` sees our last Release store of `head`, or we see `tx_waiting`.
+    fence(Ordering::SeqCst);
+    wake_producer_if_waiting(header);
+}
+
+/// The tail of [`notify_producer`], for callers that just executed the fence.
+fn wake_producer_if_waiting(header: &Header) {
+    let s = &header.signals;
+    if s.tx_waiting.load(Ordering::Relaxed) && s.tx_waiting.swap(false, Ordering::Relaxed) {
+        s.tx_waker.wake();
+    }
 }
 
 /// A bounded SPSC ring with `N` inline slots. See the [module docs](self).
@@ -623,7 +659,7 @@ impl<T> Producer<'_, T> {
         // SAFETY: `tail != limit`, so `tail` is less than `cap` ahead of head: its slot is
         // vacant, and only the producer writes slots.
         unsafe { self.raw.write(self.tail, value) };
-        self.tail = self.raw.advance(self.tail, 1);
+        self.tail = self.raw.advance1(self.tail);
         // Release: pairs with the consumer's Acquire load of `tail`; the slot write happens
         // before the consumer reads it.
         self.raw.header().tail.store(self.tail, Ordering::Release);
@@ -698,7 +734,7 @@ impl<T> Producer<'_, T> {
     /// already pushed, then `Closed`. Wakes the consumer. Idempotent; dropping the producer
     /// closes too.
     pub fn close(&mut self) {
-        self.raw.close(|s| &s.rx_waker);
+        close(self.raw.header(), true);
     }
 }
 
@@ -776,7 +812,7 @@ impl<T> Consumer<'_, T> {
         // SAFETY: `ready` established `head != tail`: the slot is initialised and the producer
         // does not write it until we publish a head past it.
         let value = unsafe { self.raw.read(self.head) };
-        self.head = self.raw.advance(self.head, 1);
+        self.head = self.raw.advance1(self.head);
         // Release: pairs with the producer's Acquire load of `head`; our read of the slot
         // happens before the producer overwrites it.
         self.raw.header().head.store(self.head, Ordering::Release);
@@ -818,20 +854,23 @@ impl<T> Consumer<'_, T> {
         if self.head != self.cached_tail {
             return Ok(());
         }
-        self.finished()
+        self.cached_tail = Self::finished(self.raw.header(), self.head)?;
+        Ok(())
     }
 
-    /// The ring looked empty: is it closed for good?
+    /// The ring looked empty: is it closed for good? Returns the tail to cache if an item
+    /// arrived meanwhile. Takes no `&mut self`, so that the halves' fields can stay in
+    /// registers around the (cold) call.
     #[cold]
-    fn finished(&mut self) -> Result<(), PopError> {
-        if !self.raw.header().signals.closed.load(Ordering::Acquire) {
+    fn finished(header: &Header, head: usize) -> Result<usize, PopError> {
+        if !header.signals.closed.load(Ordering::Acquire) {
             return Err(PopError::Empty);
         }
         // The Acquire above pairs with the Release store of `closed` in `Raw::close`: if the
         // producer closed, its last `tail` store is visible to this reload.
-        self.cached_tail = self.raw.header().tail.load(Ordering::Acquire);
-        if self.head != self.cached_tail {
-            Ok(())
+        let tail = header.tail.load(Ordering::Acquire);
+        if head != tail {
+            Ok(tail)
         } else {
             Err(PopError::Closed)
         }
@@ -859,23 +898,11 @@ impl<T> Consumer<'_, T> {
     ///
     /// Cost: a `SeqCst` fence and a Relaxed load; plus a `swap` and the wake only when the
     /// producer is waiting.
-    #[inline(never)]
+    #[inline]
     pub fn notify_producer(&mut self) {
         self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
-        // Pairs with the fence in `Producer::poll_ready` (Dekker): either the producer's
-        // re-check of `head` sees our last Release store of `head`, or we see `tx_waiting`.
-        fence(Ordering::SeqCst);
-        self.wake_producer_if_waiting();
+        notify_producer(self.raw.header());
     }
-
-    /// The tail of `notify_producer`, for callers that just executed the fence.
-    fn wake_producer_if_waiting(&mut self) {
-        let s = &self.raw.header().signals;
-        if s.tx_waiting.load(Ordering::Relaxed) && s.tx_waiting.swap(false, Ordering::Relaxed) {
-            s.tx_waker.wake();
-        }
-    }
-
     /// The number of items this half can pop right now (a lower bound).
     pub fn slots(&mut self) -> usize {
         self.available()
@@ -910,7 +937,7 @@ impl<T> Consumer<'_, T> {
     /// is woken. Items already in the ring can still be popped. Idempotent; dropping the
     /// consumer closes too.
     pub fn close(&mut self) {
-        self.raw.close(|s| &s.tx_waker);
+        close(self.raw.header(), false);
     }
 }
 
