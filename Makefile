@@ -57,6 +57,23 @@ loom:
 miri: setup-nightly
 	MIRIFLAGS="-Zmiri-strict-provenance" $(CARGO) +$(NIGHTLY) miri test -p aiothreads-core --all-features
 
+# ---- reliability (RELIABILITY.md; not run by CI — the short soak runs inside `cargo test`) --
+# The full soak: 1 000 000 calls and 10 000 streams with random fates, every one accounted for.
+soak:
+	AIOTHREADS_SOAK=full $(CARGO) test --release -p aiothreads-tests --test soak -- --nocapture
+
+# ThreadSanitizer (nightly, std rebuilt with -Zbuild-std): the core's ring and slot tests, then
+# the pool, iterable and fault tests of the std backend. Own target dir: the flags differ.
+TSAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+TSAN := RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
+	$(CARGO) +$(NIGHTLY) test -Zbuild-std --target $(TSAN_TARGET) --target-dir target/tsan
+sanitize:
+	rustup toolchain list | grep -q '^$(NIGHTLY)' || rustup toolchain install $(NIGHTLY) --profile minimal
+	rustup +$(NIGHTLY) component add rust-src
+	$(TSAN) -p aiothreads-core --all-features --test ring --test slot
+	$(TSAN) -p aiothreads --lib
+	$(TSAN) -p aiothreads-tests --test threaded --test iterable --test faults
+
 # ---- measurements (not run by CI) -----------------------------------------------------------
 bench:
 	$(CARGO) run --release -p aiothreads-bench
