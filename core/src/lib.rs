@@ -27,7 +27,22 @@
 //!
 //! ## Checked by
 //! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core
-//! --test loom --release`), Miri, and a cross build for `thumbv7em-none-eabihf`.
+//! --release --test 'loom*'`), Miri, ThreadSanitizer, and a cross build for
+//! `thumbv7em-none-eabihf`. Each lock-free protocol and its models:
+//! - ring handoff (head/tail, cached indices, close flag, items dropped exactly once by the last
+//!   half): `push_pop_close`, `items_dropped_exactly_once`, `drain_races_pushes`;
+//! - ring consumer wake-up (`rx_waiting` + fence against the producer's notify):
+//!   `try_send_wakes_waiting_consumer`, `push_slice_wakes_waiting_consumer`,
+//!   `close_wakes_waiting_consumer`, `both_sides_waiting`;
+//! - ring producer wake-up (lazy half-ring checkpoint): `pop_wakes_waiting_producer_cap2`,
+//!   `lazy_checkpoint_wakes_waiting_producer_cap4`, `close_wakes_waiting_producer`;
+//! - slot state bits (`WRITING`/`READY`/`TAKEN`/`RX_CLOSED`/`TX_GONE`) and its waker:
+//!   `send_wakes_waiting_receiver`, `abandon_wakes_waiting_receiver`,
+//!   `send_vs_close_exactly_once`, `receive_vs_close_exactly_once`;
+//! - [`take::TakeCell`] (one swap, one winner): `take_cell_one_winner`.
+//!
+//! The waker cell itself is `atomic-waker`'s (model-checked upstream). `Ring::try_split`'s
+//! once-flag has no model of its own.
 //!
 //! [aiothreads]: https://docs.rs/aiothreads
 #![no_std]
