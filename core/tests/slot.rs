@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use aiothreads_core::slot::{oneshot, RecvError, Slot, TryRecvError};
+#[cfg(feature = "alloc")]
+use aiothreads_core::slot::oneshot;
+use aiothreads_core::slot::{RecvError, Slot, TryRecvError};
 use aiothreads_core::take::TakeCell;
 
 /// Counts drops of its values.
@@ -135,6 +137,7 @@ fn poll_registers_waker_and_zero_sized_values_work() {
     assert_eq!(slot.poll_recv(&mut cx), Poll::Ready(Ok(())));
 }
 
+#[cfg(feature = "alloc")]
 #[test]
 fn owned_pair_drop_semantics() {
     let (tx, rx) = oneshot::<u32>();
