@@ -125,7 +125,10 @@ fn assert_pool_intact(pool: &Pool, max: usize) {
 // ---- thread spawn failure ---------------------------------------------------------------------
 
 #[test]
-#[cfg_attr(miri, ignore = "Miri ignores the stack size: the spawn cannot be made to fail")]
+#[cfg_attr(
+    miri,
+    ignore = "Miri ignores the stack size: the spawn cannot be made to fail"
+)]
 fn spawn_failure_reaches_calls_and_streams() {
     bounded("spawn failure", || {
         // A stack no machine can give: `std::thread::Builder::spawn` fails every time.
