@@ -77,23 +77,40 @@ where
     M: FnOnce() -> F + Send + 'static,
     F: Future<Output = ()>,
 {
+    with_timeout(&format!("test body on {exec:?}"), TIMEOUT, move || {
+        exec.block_on(make())
+    });
+}
+
+/// Runs `f` on a new thread and fails the test if it does not finish within `limit` (the
+/// test would hang otherwise); a panic of `f` is re-raised here, with `what` printed.
+pub fn with_timeout<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (done_tx, done_rx) = mpsc::channel();
     let runner = std::thread::Builder::new()
-        .name(format!("test-on-{exec:?}"))
+        .name(format!("test: {what}"))
         .spawn(move || {
-            exec.block_on(make());
-            let _ = done_tx.send(());
+            let _ = done_tx.send(f());
         })
         .expect("spawn test thread");
-    match done_rx.recv_timeout(TIMEOUT) {
-        Ok(()) => runner.join().expect("test thread"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(payload) = runner.join() {
-                eprintln!("test body failed on {exec:?}");
-                std::panic::resume_unwind(payload);
-            }
+    match done_rx.recv_timeout(limit) {
+        Ok(value) => {
+            runner.join().expect("test thread");
+            value
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test body timed out on {exec:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match runner.join() {
+            Err(payload) => {
+                eprintln!("{what}: failed");
+                std::panic::resume_unwind(payload)
+            }
+            Ok(()) => unreachable!("the test thread ended without a result"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: timed out after {limit:?} (the test would hang)")
+        }
     }
 }
 

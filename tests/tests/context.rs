@@ -3,8 +3,6 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::future::Future;
-use std::sync::mpsc;
 use std::sync::Once;
 use std::thread;
 use std::time::Duration;
@@ -18,53 +16,11 @@ aiothreads::context_var! {
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Runs `f` on a fresh thread and fails the test if it takes longer than `limit`.
-fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(v) => {
-            t.join().unwrap();
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(p) => std::panic::resume_unwind(p),
-            Ok(()) => unreachable!(),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test timed out after {LIMIT:?}"),
-    }
-}
+use aiothreads_tests::on_every_executor;
 
-/// Runs the body made by `make` on tokio (both flavors), smol, futures and our block_on.
-fn on_every_executor<M, F>(make: M)
-where
-    M: Fn() -> F + Send + Clone + 'static,
-    F: Future<Output = ()>,
-{
-    let m = make.clone();
-    bounded(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(m())
-    });
-    let m = make.clone();
-    bounded(move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(m())
-    });
-    let m = make.clone();
-    bounded(move || smol::block_on(m()));
-    let m = make.clone();
-    bounded(move || futures::executor::block_on(m()));
-    bounded(move || aiothreads::block_on(make()));
+/// Runs `f` on a fresh thread and fails the test if it takes longer than [`LIMIT`].
+fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    aiothreads_tests::with_timeout("context test", LIMIT, f)
 }
 
 #[test]

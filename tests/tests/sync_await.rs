@@ -12,21 +12,7 @@ use aiothreads::{sync_await, try_sync_await, Loop, SyncAwaitError};
 
 /// Runs `f` on a fresh thread and fails the test if it takes longer than `limit`.
 fn bounded<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => {
-            t.join().unwrap();
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(p) => std::panic::resume_unwind(p),
-            Ok(()) => unreachable!(),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test timed out after {limit:?}"),
-    }
+    aiothreads_tests::with_timeout("sync_await test", limit, f)
 }
 
 const LIMIT: Duration = Duration::from_secs(20);
