@@ -1,4 +1,45 @@
-//! aiothreads (being written).
+//! # aiothreads
+//!
+//! The glue between async Rust and OS threads — the Rust port of Python's `aiothreads`, for
+//! code that would otherwise reach for `spawn_blocking`, `blocking::unblock` or a hand-rolled
+//! channel, on any executor (tokio, smol, async-std, `futures`, or the built-in [`block_on`]):
+//!
+//! - run a blocking function on a thread pool and `.await` it ([`threaded!`], [`spawn`]), or
+//!   on a dedicated thread ([`threaded_separate!`], [`spawn_separate`]);
+//! - turn a blocking iterator into an async `Stream` with a bounded queue and backpressure,
+//!   stopped and dropped on its thread as soon as the consumer stops
+//!   ([`threaded_iterable!`], [`IterCall`]);
+//! - call async code back from inside those threads, on the loop that submitted the work
+//!   ([`sync_await`]), with context values carried across the hop ([`ContextVar`]).
+//!
+//! ```
+//! use futures::StreamExt;
+//!
+//! aiothreads::threaded! {
+//!     /// Blocking work, run on the pool.
+//!     fn checksum(data: Vec<u8>) -> u32 {
+//!         data.iter().map(|&b| u32::from(b)).sum()
+//!     }
+//! }
+//!
+//! aiothreads::threaded_iterable! {
+//!     #[max_size = 64]
+//!     /// A blocking generator, consumed as a `Stream`.
+//!     fn lines(n: usize) -> impl Iterator<Item = String> {
+//!         (0..n).map(|i| format!("line {i}"))
+//!     }
+//! }
+//!
+//! aiothreads::block_on(async {
+//!     assert_eq!(checksum(vec![1, 2, 3]).await, 6);
+//!     let first: Vec<String> = lines(1_000).take(2).collect().await; // the rest never runs
+//!     assert_eq!(first, ["line 0", "line 1"]);
+//! });
+//! ```
+//!
+//! The lock-free pieces (the SPSC ring, the oneshot slot) live in the `no_std` crate
+//! [`aiothreads-core`](aiothreads_core), re-exported as [`core`](mod@crate::core); this crate
+//! has no `unsafe` code.
 //!
 //! ## Running blocking code on threads
 //! Functions written inside [`threaded!`] return a [`Call`]: `.await` it to run the body on
@@ -56,6 +97,16 @@
 //! what it sets never flows back. [`Snapshot`] does the same for threads you spawn yourself,
 //! [`ContextHook`] carries context of your own, and the `tracing` feature carries the current
 //! span (module `tracing_hook`).
+//!
+//! ## Streams from iterators
+//! Functions written inside [`threaded_iterable!`] (or [`threaded_iterable_separate!`])
+//! return an [`IterCall`]: a `Stream` of the iterator's items, produced on a pool thread (or
+//! a new thread) through a ring of `max_size` items (default [`default_max_size`]: 1024, or
+//! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). The producer parks while
+//! the ring is full; dropping the stream stops the iterator and drops it on its thread;
+//! [`IterCall::close`] resolves once that happened; `.sync_call()` gives the plain iterator.
+//! The channel underneath is public as [`FromThreadChannel`], and [`blocking_iter`] goes the
+//! other way: an async `Stream` consumed as a blocking `Iterator` from a thread.
 //!
 //! ## Features
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
