@@ -13,6 +13,30 @@
 //! - [`take`]: a cell whose value can be taken once through a shared reference.
 //! - [`park`]: the hook through which a thread-owning backend blocks on the waker-based types.
 //!
+//! ```
+//! use aiothreads_core::ring::Ring;
+//!
+//! // A ring in a `static`: no allocator, split once into its two halves.
+//! static SAMPLES: Ring<u16, 8> = Ring::new();
+//! let (mut producer, mut consumer) = SAMPLES.try_split().expect("first split");
+//!
+//! // The producer side (an interrupt handler, a thread): wait-free, wakes the consumer only
+//! // if it is waiting.
+//! std::thread::spawn(move || {
+//!     for sample in [3, 1, 4] {
+//!         while producer.try_send(sample).is_err() {}
+//!     }
+//! });
+//!
+//! // The consumer side: a `Stream` / `recv().await` on any executor.
+//! futures::executor::block_on(async {
+//!     for expected in [3, 1, 4] {
+//!         assert_eq!(consumer.recv().await, Some(expected));
+//!     }
+//!     assert_eq!(consumer.recv().await, None); // the producer was dropped: closed
+//! });
+//! ```
+//!
 //! ## Dependencies and why
 //! - `atomic-waker`: the waker registration cell, a well-reviewed lock-free protocol that we
 //!   use instead of writing our own.
