@@ -17,8 +17,10 @@ setup:
 	rustup component add rustfmt clippy
 	rustup target add $(NO_STD_TARGET)
 
+# Installs nightly only when missing (an installed nightly is not updated under CI's feet).
 setup-nightly:
-	rustup toolchain install $(NIGHTLY) --profile minimal --component miri,rust-src
+	rustup toolchain list | grep -q '^$(NIGHTLY)' || rustup toolchain install $(NIGHTLY) --profile minimal
+	rustup +$(NIGHTLY) component add miri rust-src
 	$(CARGO) +$(NIGHTLY) miri setup
 
 # ---- the CI suite ---------------------------------------------------------------------------
@@ -71,9 +73,7 @@ soak:
 TSAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 TSAN := RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
 	$(CARGO) +$(NIGHTLY) test -Zbuild-std --target $(TSAN_TARGET) --target-dir target/tsan
-sanitize:
-	rustup toolchain list | grep -q '^$(NIGHTLY)' || rustup toolchain install $(NIGHTLY) --profile minimal
-	rustup +$(NIGHTLY) component add rust-src
+sanitize: setup-nightly
 	$(TSAN) -p aiothreads-core --all-features --test ring --test slot
 	$(TSAN) -p aiothreads --lib
 	$(TSAN) -p aiothreads-tests --test threaded --test iterable --test faults
