@@ -92,6 +92,18 @@ pub fn default_max_size() -> usize {
     }
 }
 
+/// `max_size` if it is valid.
+///
+/// # Panics
+/// If `max_size` is 0.
+fn checked_max_size(max_size: usize) -> usize {
+    assert!(
+        max_size > 0,
+        "max_size must be at least 1 (the queue of an iterable is bounded)"
+    );
+    max_size
+}
+
 /// Parses the value of [`MAX_SIZE_ENV`].
 fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
     let Some(value) = value else {
@@ -268,11 +280,7 @@ impl<F: IterFn> IterCall<F> {
     /// # drop(s);
     /// ```
     pub fn max_size(mut self, max_size: usize) -> Self {
-        assert!(
-            max_size > 0,
-            "max_size must be at least 1 (the queue of an iterable is bounded)"
-        );
-        self.max_size = Some(max_size);
+        self.max_size = Some(checked_max_size(max_size));
         self
     }
 
@@ -668,11 +676,7 @@ impl<G> ThreadedIterable<G> {
     /// # Panics
     /// If `max_size` is 0.
     pub fn max_size(mut self, max_size: usize) -> Self {
-        assert!(
-            max_size > 0,
-            "max_size must be at least 1 (the queue of an iterable is bounded)"
-        );
-        self.max_size = Some(max_size);
+        self.max_size = Some(checked_max_size(max_size));
         self
     }
 

@@ -21,30 +21,12 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs `f` on its own thread; fails the test if it takes longer than `limit`.
 fn bounded<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(r) => {
-            t.join().unwrap();
-            r
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match t.join() {
-            Err(p) => std::panic::resume_unwind(p),
-            Ok(()) => unreachable!(),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: timed out after {LIMIT:?}"),
-    }
+    aiothreads_tests::with_timeout(what, LIMIT, f)
 }
 
 /// The message of a panic payload.
 fn message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
+    aiothreads_tests::panic_message(payload)
 }
 
 /// Runs `f`, expects it to panic, returns the message.
