@@ -4,9 +4,10 @@
 CARGO ?= cargo
 NIGHTLY ?= nightly
 NO_STD_TARGET := thumbv7em-none-eabihf
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
-.PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd loom miri \
+.PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
         examples bench bench-quick soak sanitize clean
 
 demo:
@@ -24,7 +25,7 @@ setup-nightly:
 	$(CARGO) +$(NIGHTLY) miri setup
 
 # ---- the CI suite ---------------------------------------------------------------------------
-test: setup fmt-check clippy test-debug test-release doc nostd examples loom miri
+test: setup fmt-check clippy test-debug test-release doc nostd msrv examples loom miri
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -46,6 +47,11 @@ doc:
 nostd:
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET)
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features alloc
+
+# The published crates build with the declared minimum Rust version (own target dir).
+msrv:
+	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
+	$(CARGO) +$(MSRV) check -p aiothreads-core -p aiothreads --all-features --target-dir target/msrv
 
 # Every example runs and exits 0 (the demo included).
 examples:
