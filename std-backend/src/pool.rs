@@ -311,11 +311,11 @@ impl Shared {
                 break;
             }
             rounds = rounds.wrapping_add(1);
-            if rounds % 64 == 0 {
+            if rounds.is_multiple_of(64) {
                 if start.elapsed() >= budget {
                     break;
                 }
-                if rounds % 1024 == 0 {
+                if rounds.is_multiple_of(1024) {
                     // Let a descheduled submitter or awaiter run on a busy machine.
                     thread::yield_now();
                 }
