@@ -1,170 +1,176 @@
-//! `block_on` and `sync_await` benchmarks, peers measured in the same run.
+//! `block_on` and `sync_await` cases, peers measured in the same run.
 //!
 //! - `block_on` of a ready future: ours against `futures::executor::block_on`, `pollster`
-//!   and tokio's current-thread `Runtime::block_on` (reference);
+//!   and tokio's current-thread `Runtime::block_on`;
 //! - the hop: from a plain thread, run a trivial future on a tokio runtime and wait for its
 //!   result — ours (`Loop::sync_await`) against `Handle::spawn` + waiting on the `JoinHandle`
-//!   from the thread (the same hop done by hand), and, for reference, tokio's
-//!   `Handle::block_on` from a `spawn_blocking` thread (no hop: the future runs on the
-//!   calling thread, so it cannot use the runtime's thread).
+//!   from the thread (the same hop done by hand); from a `spawn_blocking` thread, ours
+//!   (`sync_await`, finding the loop itself) beside tokio's `Handle::block_on` (reference:
+//!   no hop, the future runs on the calling thread and cannot use the runtime's thread).
 
 use std::hint::black_box;
-use std::time::Instant;
 
-const REPS: usize = 7;
+use crate::measure::{interleave, reps, size, time};
+use crate::report::Report;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Runs the groups whose names `want` accepts: `block_on`, `sync_await`.
+pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
+    if want("block_on") {
+        ready(report, size(10_000_000, 1_000_000));
+    }
+    if want("sync_await") {
+        hop(report, size(5_000, 1_000));
+    }
 }
 
-/// Nanoseconds per call of `f` called `n` times (one run, after a short warm-up).
-fn ns_per_call_once(n: usize, f: &mut impl FnMut()) -> f64 {
-    for _ in 0..n.min(100) {
-        f();
-    }
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed().as_nanos() as f64 / n as f64
-}
-
-/// Median over `REPS` runs of nanoseconds per call of `f` called `n` times.
+/// Nanoseconds per call of `f` called `n` times.
 fn ns_per_call(n: usize, mut f: impl FnMut()) -> f64 {
-    // Warm-up (first-call caches, page faults).
-    for _ in 0..n.min(1000) {
-        f();
-    }
-    let samples = (0..REPS)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..n {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / n as f64
-        })
-        .collect();
-    median(samples)
+    time(|| {
+        for _ in 0..n {
+            f();
+        }
+    })
+    .wall_ns_per(n)
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
-    }
-}
-
-/// Runs the group if `filter` is empty or names it (`block_on`, `sync_await`).
-pub fn run(filter: &str) {
-    let quick = std::env::var_os("AIOTHREADS_BENCH_QUICK").is_some();
-    if filter.is_empty() || "block_on".contains(filter) {
-        ready(if quick { 1_000_000 } else { 10_000_000 });
-    }
-    if filter.is_empty() || "sync_await".contains(filter) || "hop".contains(filter) {
-        hop(if quick { 1_000 } else { 5_000 });
-    }
-}
-
-fn ready(n: usize) {
-    println!("== block_on: a ready future, ns/op (median of {REPS})");
-    let ours = ns_per_call(n, || {
-        black_box(aiothreads::block_on(async { black_box(1u64) }));
-    });
-    let futures = ns_per_call(n, || {
-        black_box(futures::executor::block_on(async { black_box(1u64) }));
-    });
-    let pollster = ns_per_call(n, || {
-        black_box(pollster::block_on(async { black_box(1u64) }));
-    });
+fn ready(report: &mut Report, n: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime");
-    let tokio = ns_per_call(n / 10, || {
-        black_box(rt.block_on(async { black_box(1u64) }));
-    });
-    println!("  aiothreads::block_on          {ours:8.2} ns");
-    println!("  futures::executor::block_on   {futures:8.2} ns");
-    println!("  pollster::block_on            {pollster:8.2} ns");
-    println!("  tokio Runtime::block_on       {tokio:8.2} ns");
-    let ratio = ours / futures;
-    println!(
-        "  goal block_on <= 1.0x futures::executor: {ratio:.2}x  {}",
-        verdict(ratio <= 1.0)
+    let (mut a, mut b, mut c, mut d) = (
+        || {
+            ns_per_call(n, || {
+                black_box(aiothreads::block_on(async { black_box(1u64) }));
+            })
+        },
+        || {
+            ns_per_call(n, || {
+                black_box(futures::executor::block_on(async { black_box(1u64) }));
+            })
+        },
+        || {
+            ns_per_call(n, || {
+                black_box(pollster::block_on(async { black_box(1u64) }));
+            })
+        },
+        // Ten times fewer calls: it costs about fifty times more.
+        || {
+            ns_per_call(n / 10, || {
+                black_box(rt.block_on(async { black_box(1u64) }));
+            })
+        },
+    );
+    let s = interleave(reps(7, 3), true, &mut [&mut a, &mut b, &mut c, &mut d]);
+    let case = "block_on of a ready future";
+    let ours = report.add(case, "aiothreads::block_on", "wall", "ns/call", &s[0]);
+    let futures = report.add(
+        case,
+        "futures::executor::block_on",
+        "wall",
+        "ns/call",
+        &s[1],
+    );
+    report.add(case, "pollster::block_on", "wall", "ns/call", &s[2]);
+    report.add(
+        case,
+        "tokio Runtime::block_on (current-thread)",
+        "wall",
+        "ns/call",
+        &s[3],
+    );
+    report.goal(
+        "block_on ≤ 1.0× futures::executor::block_on",
+        ours / futures,
+        1.0,
+        false,
     );
 }
 
-fn hop(n: usize) {
-    println!(
-        "== sync_await: thread -> tokio runtime -> thread round trip, µs/op (median of {REPS})"
-    );
+fn hop(report: &mut Report, n: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .build()
         .expect("tokio runtime");
     let handle = rt.handle().clone();
     let lp = aiothreads::Loop::from(handle.clone());
+    let reps = reps(7, 3);
 
-    // One plain thread (a worker stand-in) measures both, repetitions interleaved so that
-    // load from other processes hits both alike.
-    let (ours, tokio_hop) = {
-        let lp = lp.clone();
-        let handle = handle.clone();
-        std::thread::spawn(move || {
-            let mut ours = || {
+    // One plain thread (a worker stand-in) measures both hops, interleaved.
+    let s = std::thread::spawn(move || {
+        let mut ours = || {
+            ns_per_call(n, || {
                 black_box(lp.sync_await(async { black_box(1u64) }));
-            };
-            let mut theirs = || {
+            })
+        };
+        let mut theirs = || {
+            ns_per_call(n, || {
                 let jh = handle.spawn(async { black_box(1u64) });
                 black_box(futures::executor::block_on(jh).expect("task"));
-            };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for _ in 0..REPS {
-                a.push(ns_per_call_once(n, &mut ours));
-                b.push(ns_per_call_once(n, &mut theirs));
-            }
-            (median(a), median(b))
-        })
-        .join()
-        .expect("bench thread")
-    };
+            })
+        };
+        interleave(reps, true, &mut [&mut ours, &mut theirs])
+    })
+    .join()
+    .expect("bench thread");
     // From a `spawn_blocking` thread, as real code would: ours finds the loop itself.
-    let (ours_blocking, tokio_block_on) = rt.block_on(async {
+    let s2 = rt.block_on(async {
         tokio::task::spawn_blocking(move || {
-            let ours = ns_per_call(n, || {
-                black_box(aiothreads::sync_await(async { black_box(1u64) }));
-            });
             let handle = tokio::runtime::Handle::current();
-            let tokio = ns_per_call(n, || {
-                black_box(handle.block_on(async { black_box(1u64) }));
-            });
-            (ours, tokio)
+            let mut ours = || {
+                ns_per_call(n, || {
+                    black_box(aiothreads::sync_await(async { black_box(1u64) }));
+                })
+            };
+            let mut block_on = || {
+                ns_per_call(n, || {
+                    black_box(handle.block_on(async { black_box(1u64) }));
+                })
+            };
+            interleave(reps, true, &mut [&mut ours, &mut block_on])
         })
         .await
         .expect("spawn_blocking")
     });
-    let us = |ns: f64| ns / 1000.0;
-    println!(
-        "  aiothreads Loop::sync_await (plain thread)     {:8.2} µs",
-        us(ours)
+    let us = |v: &[f64]| v.iter().map(|ns| ns / 1e3).collect::<Vec<f64>>();
+    let case = "sync_await hop: thread → tokio runtime (1 worker) → thread";
+    let ours = report.add(
+        case,
+        "aiothreads Loop::sync_await (plain thread)",
+        "wall",
+        "µs/call",
+        &us(&s[0]),
     );
-    println!(
-        "  aiothreads sync_await (spawn_blocking thread)  {:8.2} µs",
-        us(ours_blocking)
+    let tokio = report.add(
+        case,
+        "tokio Handle::spawn + wait on the JoinHandle (plain thread)",
+        "wall",
+        "µs/call",
+        &us(&s[1]),
     );
-    println!(
-        "  tokio Handle::spawn + wait on JoinHandle       {:8.2} µs",
-        us(tokio_hop)
+    report.add(
+        case,
+        "aiothreads sync_await (spawn_blocking thread)",
+        "wall",
+        "µs/call",
+        &us(&s2[0]),
     );
-    println!(
-        "  tokio Handle::block_on in spawn_blocking       {:8.3} µs  (no hop: runs on the caller)",
-        us(tokio_block_on)
+    report.add(
+        case,
+        "tokio Handle::block_on in spawn_blocking, no hop (reference)",
+        "wall",
+        "µs/call",
+        &us(&s2[1]),
     );
-    let ratio = ours / tokio_hop;
-    println!(
-        "  goal sync_await hop <= 1.0x tokio hop: {ratio:.2}x  {}  (stretch 0.5x: {})",
-        verdict(ratio <= 1.0),
-        verdict(ratio <= 0.5)
+    report.goal(
+        "sync_await hop ≤ 1.0× tokio's hop",
+        ours / tokio,
+        1.0,
+        false,
+    );
+    report.goal(
+        "sync_await hop ≤ 0.5× tokio's hop (stretch)",
+        ours / tokio,
+        0.5,
+        false,
     );
 }

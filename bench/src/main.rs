@@ -1,33 +1,99 @@
 //! Benchmark dispatcher: `cargo run -p aiothreads-bench --release -- [filter]` runs every
-//! benchmark group whose name contains `filter` (all of them without one).
+//! group whose name contains `filter` (all of them without one; several filters separated by
+//! commas, e.g. `ring,stream/peers`) and prints one table.
+//!
+//! Groups: `floor`, `pool/roundtrip`, `pool/concurrency`, `pool/size`, `pool/alloc`,
+//! `pool/separate`, `pool/idle`, `ring/two-threads`, `ring/one-thread`, `block_on`,
+//! `sync_await`, `stream/peers`, `stream/max_size`.
+//!
+//! Outputs: `target/bench/summary.json` and `target/bench/summary.md` always; the chart goes
+//! to `docs/bench.svg` (the one the README shows) only after a full, unfiltered run, and to
+//! `target/bench/bench.svg` otherwise, so a partial or quick run never replaces it.
 
 mod alloc_count;
 mod block_on;
+mod floor;
+mod measure;
 mod pool;
 mod report;
 mod ring;
 mod stream;
 
+use std::path::Path;
+use std::time::Instant;
+
 fn main() {
+    let start = Instant::now();
     let filter = std::env::args().nth(1).unwrap_or_default();
-    pool::run(&filter);
-    ring::run(&filter);
-    block_on::run(&filter);
-    let mut report = report::Report::default();
-    if "stream".contains(filter.as_str()) || filter.is_empty() {
-        println!("== stream: iterator on a thread -> async consumer");
-        stream::run(&mut report);
+    let want = |group: &str| {
+        filter.is_empty()
+            || filter
+                .split(',')
+                .any(|f| !f.is_empty() && group.contains(f))
+    };
+    let mut report = report::Report {
+        context: context(),
+        ..Default::default()
+    };
+    println!("aiothreads bench: {}", report.context);
+    if want("floor") {
+        println!("== wake-up floor");
+        floor::run(&mut report);
     }
+    println!("== pool");
+    pool::run(&mut report, &want);
+    println!("== ring");
+    ring::run(&mut report, &want);
+    println!("== block_on / sync_await");
+    block_on::run(&mut report, &want);
+    println!("== stream");
+    stream::run(&mut report, &want);
+
     report.print_summary();
-    if let Err(e) = report.write_json(std::path::Path::new("target/bench/summary.json")) {
-        eprintln!("could not write target/bench/summary.json: {e}");
+    let svg = if filter.is_empty() && !quick() {
+        Path::new("docs/bench.svg")
+    } else {
+        Path::new("target/bench/bench.svg")
+    };
+    for (what, res) in [
+        (
+            "target/bench/summary.json",
+            report.write_json(Path::new("target/bench/summary.json")),
+        ),
+        (
+            "target/bench/summary.md",
+            report.write_markdown(Path::new("target/bench/summary.md")),
+        ),
+        (svg.to_str().unwrap_or("svg"), report.write_svg(svg)),
+    ] {
+        match res {
+            Ok(()) => println!("wrote {what}"),
+            Err(e) => eprintln!("could not write {what}: {e}"),
+        }
     }
-    if let Err(e) = report.write_svg(std::path::Path::new("docs/bench.svg")) {
-        eprintln!("could not write docs/bench.svg: {e}");
-    }
+    println!("bench finished in {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// `AIOTHREADS_BENCH_QUICK=1` (`make bench-quick`): fewer items and repetitions.
 pub fn quick() -> bool {
     std::env::var_os("AIOTHREADS_BENCH_QUICK").is_some()
+}
+
+/// The machine and its load, for the outputs: "2 × AMD EPYC, load 4.18 4.84 4.55, full run".
+fn context() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU", str::trim)
+        .to_owned();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{cpus} × {model}, load average at start {}, {} run",
+        load.join(" "),
+        if quick() { "quick" } else { "full" }
+    )
 }

@@ -1,242 +1,212 @@
-//! Two-thread throughput of the SPSC ring against its peers (`rtrb` 0.4, `heapless` 0.9
-//! `spsc`), measured in the same run: `u64` items, capacity 1024, median of several runs.
+//! The SPSC ring against its peers (`rtrb` 0.4, `heapless` 0.9 `spsc`), measured in the same
+//! run: `u64` items, capacity 1024.
+//!
+//! - two threads, both busy-spinning: single-item push/pop for all three, and ours batched
+//!   (`push_slice` / `pop_slice`, 256 at a time);
+//! - one thread, fill then drain: the instruction cost of push + pop alone, without the
+//!   cache-line traffic and the scheduling noise of the two-thread runs.
 
-use std::hint::spin_loop;
+use std::hint::{black_box, spin_loop};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use aiothreads_core::ring;
 
-/// Items moved per run.
-const ITEMS: u64 = 20_000_000;
+use crate::measure::{interleave, reps, size, time};
+use crate::report::Report;
+
 /// Ring capacity (heapless needs one more slot for the same capacity).
 const CAPACITY: usize = 1024;
-/// Runs per case; the median is reported.
-const RUNS: usize = 7;
 /// Items per `push_slice` / `pop_slice` in the batched case.
 const CHUNK: usize = 256;
 
-/// Runs the ring cases if `filter` is part of their name (`ring/...`), then prints the
-/// comparison and the goals. The runs of the contenders are interleaved, so that noise from
-/// other processes hits them alike.
-pub fn run(filter: &str) {
-    if !"ring/single ring/batched".contains(filter) {
-        return;
-    }
-    println!("ring: {ITEMS} u64 items between two threads, capacity {CAPACITY}, median of {RUNS}");
-    let [ours, rtrb, heapless, batched] = measure([
-        ("ring/single ours push+pop", ours_single),
-        ("ring/single rtrb push+pop", rtrb_single),
-        ("ring/single heapless enqueue+dequeue", heapless_single),
-        ("ring/batched ours push_slice+pop_slice", ours_batched),
-    ]);
-    // One thread, no contention: the instruction cost of push + pop alone, far less sensitive
-    // to scheduling noise than the two-thread runs.
-    let [ours_solo, rtrb_solo] = measure([
-        ("ring/solo ours push+pop (1 thread)", ours_solo),
-        ("ring/solo rtrb push+pop (1 thread)", rtrb_solo),
-    ]);
-    println!(
-        "ring: ours/rtrb one thread       = {:.2}x",
-        ours_solo / rtrb_solo
-    );
-    println!("ring: ours/rtrb single-item      = {:.2}x", ours / rtrb);
-    println!("ring: ours/heapless single-item  = {:.2}x", ours / heapless);
-    println!("ring: ours batched/rtrb single   = {:.2}x", batched / rtrb);
-    goal("single-item >= 1.0x rtrb", ours >= rtrb);
-    goal("batched >= 2x rtrb single-item", batched >= 2.0 * rtrb);
+/// Checks that the consumer saw 0, 1, 2, … (by their sum).
+fn check_sum(n: u64, sum: u64) {
+    assert_eq!(sum, n * (n - 1) / 2, "items lost or reordered");
 }
 
-fn goal(name: &str, ok: bool) {
-    println!("{} ring: {name}", if ok { "PASS" } else { "FAIL" });
-}
-
-/// A named case: one timed run of `ITEMS` items.
-type Case = (&'static str, fn() -> Duration);
-
-/// Runs the cases `RUNS` times, interleaved, and returns each one's median (M items/s).
-fn measure<const C: usize>(cases: [Case; C]) -> [f64; C] {
-    let mut rates = [[0.0; RUNS]; C];
-    for run in 0..RUNS {
-        for ((_, f), rates) in cases.iter().zip(rates.iter_mut()) {
-            rates[run] = ITEMS as f64 / f().as_secs_f64() / 1e6;
-        }
-    }
-    core::array::from_fn(|case| report(cases[case].0, &mut rates[case]))
-}
-
-/// Prints and returns the median of `rates` (M items/s).
-fn report(name: &str, rates: &mut [f64; RUNS]) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    let median = rates[RUNS / 2];
-    println!(
-        "{name:<40} {median:8.1} M items/s  (min {:.1}, max {:.1})",
-        rates[0],
-        rates[RUNS - 1]
-    );
-    median
-}
-
-/// Checks the consumer saw 0, 1, 2, ... in order by their sum.
-fn check_sum(sum: u64) {
-    assert_eq!(sum, ITEMS * (ITEMS - 1) / 2, "items lost or reordered");
-}
-
-fn ours_single() -> Duration {
-    let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
-    let start = Instant::now();
-    let consumer = thread::spawn(move || {
-        let mut sum = 0;
-        for _ in 0..ITEMS {
-            loop {
-                match rx.pop() {
-                    Ok(v) => {
-                        sum += v;
-                        break;
+/// Moves `0..n` from this thread to a consumer thread, one item at a time, both sides
+/// spinning while full/empty; returns M items/s.
+fn two_threads(
+    n: u64,
+    mut push: impl FnMut(u64) -> bool,
+    mut pop: impl FnMut() -> Option<u64> + Send,
+) -> f64 {
+    time(|| {
+        thread::scope(|s| {
+            let consumer = s.spawn(move || {
+                let mut sum = 0;
+                for _ in 0..n {
+                    loop {
+                        if let Some(v) = pop() {
+                            sum += v;
+                            break;
+                        }
+                        spin_loop();
                     }
-                    Err(_) => spin_loop(),
                 }
-            }
-        }
-        sum
-    });
-    for i in 0..ITEMS {
-        while tx.push(i).is_err() {
-            spin_loop();
-        }
-    }
-    check_sum(consumer.join().unwrap());
-    start.elapsed()
-}
-
-fn rtrb_single() -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
-    let start = Instant::now();
-    let consumer = thread::spawn(move || {
-        let mut sum = 0;
-        for _ in 0..ITEMS {
-            loop {
-                match rx.pop() {
-                    Ok(v) => {
-                        sum += v;
-                        break;
-                    }
-                    Err(_) => spin_loop(),
-                }
-            }
-        }
-        sum
-    });
-    for i in 0..ITEMS {
-        while tx.push(i).is_err() {
-            spin_loop();
-        }
-    }
-    check_sum(consumer.join().unwrap());
-    start.elapsed()
-}
-
-fn heapless_single() -> Duration {
-    let mut queue = Box::new(heapless::spsc::Queue::<u64, { CAPACITY + 1 }>::new());
-    let (mut tx, mut rx) = queue.split();
-    let start = Instant::now();
-    thread::scope(|s| {
-        let consumer = s.spawn(move || {
-            let mut sum = 0;
-            for _ in 0..ITEMS {
-                loop {
-                    if let Some(v) = rx.dequeue() {
-                        sum += v;
-                        break;
-                    }
+                sum
+            });
+            for i in 0..n {
+                while !push(i) {
                     spin_loop();
                 }
             }
-            sum
-        });
-        for i in 0..ITEMS {
-            while tx.enqueue(i).is_err() {
-                spin_loop();
-            }
-        }
-        check_sum(consumer.join().unwrap());
-    });
-    start.elapsed()
+            check_sum(n, consumer.join().expect("consumer"));
+        })
+    })
+    .mops(n)
 }
 
-fn ours_batched() -> Duration {
+fn ours_single(n: u64) -> f64 {
     let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
-    let start = Instant::now();
-    let consumer = thread::spawn(move || {
-        let mut sum = 0;
-        let mut received = 0;
-        let mut buf = [0u64; CHUNK];
-        while received < ITEMS {
-            let n = rx.pop_slice(&mut buf);
-            if n == 0 {
-                spin_loop();
-                continue;
-            }
-            sum += buf[..n].iter().sum::<u64>();
-            received += n as u64;
-        }
-        sum
-    });
-    let mut chunk = [0u64; CHUNK];
-    let mut next = 0;
-    while next < ITEMS {
-        let len = (ITEMS - next).min(CHUNK as u64) as usize;
-        for (k, c) in chunk[..len].iter_mut().enumerate() {
-            *c = next + k as u64;
-        }
-        let mut sent = 0;
-        while sent < len {
-            let n = tx.push_slice(&chunk[sent..len]);
-            if n == 0 {
-                spin_loop();
-            }
-            sent += n;
-        }
-        next += len as u64;
-    }
-    check_sum(consumer.join().unwrap());
-    start.elapsed()
+    two_threads(n, |v| tx.push(v).is_ok(), move || rx.pop().ok())
 }
 
-/// Fills and drains the ring on one thread, `CAPACITY` items at a time.
-fn ours_solo() -> Duration {
-    let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
-    let start = Instant::now();
-    let mut sum = 0;
-    let mut i = 0;
-    while i < ITEMS {
-        for k in 0..CAPACITY as u64 {
-            tx.push(std::hint::black_box(i + k)).unwrap();
-        }
-        for _ in 0..CAPACITY {
-            sum += rx.pop().unwrap();
-        }
-        i += CAPACITY as u64;
-    }
-    std::hint::black_box(sum);
-    start.elapsed()
-}
-
-/// [`ours_solo`] for `rtrb`.
-fn rtrb_solo() -> Duration {
+fn rtrb_single(n: u64) -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
-    let start = Instant::now();
-    let mut sum = 0;
-    let mut i = 0;
-    while i < ITEMS {
-        for k in 0..CAPACITY as u64 {
-            tx.push(std::hint::black_box(i + k)).unwrap();
+    two_threads(n, |v| tx.push(v).is_ok(), move || rx.pop().ok())
+}
+
+fn heapless_single(n: u64) -> f64 {
+    let mut queue = Box::new(heapless::spsc::Queue::<u64, { CAPACITY + 1 }>::new());
+    let (mut tx, mut rx) = queue.split();
+    two_threads(n, |v| tx.enqueue(v).is_ok(), move || rx.dequeue())
+}
+
+fn ours_batched(n: u64) -> f64 {
+    let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
+    time(|| {
+        thread::scope(|s| {
+            let consumer = s.spawn(move || {
+                let (mut sum, mut received) = (0, 0);
+                let mut buf = [0u64; CHUNK];
+                while received < n {
+                    let k = rx.pop_slice(&mut buf);
+                    if k == 0 {
+                        spin_loop();
+                        continue;
+                    }
+                    sum += buf[..k].iter().sum::<u64>();
+                    received += k as u64;
+                }
+                sum
+            });
+            let mut chunk = [0u64; CHUNK];
+            let mut next = 0;
+            while next < n {
+                let len = (n - next).min(CHUNK as u64) as usize;
+                for (k, c) in chunk[..len].iter_mut().enumerate() {
+                    *c = next + k as u64;
+                }
+                let mut sent = 0;
+                while sent < len {
+                    let k = tx.push_slice(&chunk[sent..len]);
+                    if k == 0 {
+                        spin_loop();
+                    }
+                    sent += k;
+                }
+                next += len as u64;
+            }
+            check_sum(n, consumer.join().expect("consumer"));
+        })
+    })
+    .mops(n)
+}
+
+/// Fills and drains a ring on one thread, `CAPACITY` items at a time; returns M items/s.
+fn one_thread(
+    n: u64,
+    mut push: impl FnMut(u64) -> bool,
+    mut pop: impl FnMut() -> Option<u64>,
+) -> f64 {
+    time(|| {
+        let mut sum = 0u64;
+        let mut i = 0;
+        while i < n {
+            for k in 0..CAPACITY as u64 {
+                assert!(push(black_box(i + k)));
+            }
+            for _ in 0..CAPACITY {
+                sum = sum.wrapping_add(pop().expect("item"));
+            }
+            i += CAPACITY as u64;
         }
-        for _ in 0..CAPACITY {
-            sum += rx.pop().unwrap();
-        }
-        i += CAPACITY as u64;
+        black_box(sum);
+    })
+    .mops(n)
+}
+
+#[inline(never)] // a symbol of its own for `valgrind --tool=callgrind --toggle-collect`
+fn ours_solo(n: u64) -> f64 {
+    let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
+    one_thread(n, |v| tx.push(v).is_ok(), || rx.pop().ok())
+}
+
+#[inline(never)]
+fn rtrb_solo(n: u64) -> f64 {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
+    one_thread(n, |v| tx.push(v).is_ok(), || rx.pop().ok())
+}
+
+/// Runs the ring groups whose names `want` accepts: `ring/two-threads`, `ring/one-thread`
+/// (the latter alone is what PERFORMANCE.md runs under callgrind).
+pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
+    if want("ring/two-threads") {
+        two_thread_cases(report);
     }
-    std::hint::black_box(sum);
-    start.elapsed()
+    if want("ring/one-thread") {
+        one_thread_cases(report);
+    }
+}
+
+fn two_thread_cases(report: &mut Report) {
+    let n: u64 = size(5_000_000, 2_000_000);
+    let case = "ring: u64 between two threads, capacity 1024, both sides spinning";
+    let (mut a, mut b, mut c, mut d) = (
+        || ours_single(n),
+        || rtrb_single(n),
+        || heapless_single(n),
+        || ours_batched(n),
+    );
+    let s = interleave(reps(7, 5), true, &mut [&mut a, &mut b, &mut c, &mut d]);
+    let unit = "M items/s";
+    let ours = report.add(case, "aiothreads ring push/pop", "throughput", unit, &s[0]);
+    let rtrb = report.add(case, "rtrb push/pop", "throughput", unit, &s[1]);
+    report.add(
+        case,
+        "heapless::spsc enqueue/dequeue",
+        "throughput",
+        unit,
+        &s[2],
+    );
+    let batched = report.add(
+        case,
+        "aiothreads ring push_slice/pop_slice (256 a time)",
+        "throughput",
+        unit,
+        &s[3],
+    );
+    report.goal(
+        "ring single-item ≥ 1.0× rtrb (two threads)",
+        ours / rtrb,
+        1.0,
+        true,
+    );
+    report.goal(
+        "ring batched ≥ 2× rtrb single-item (two threads)",
+        batched / rtrb,
+        2.0,
+        true,
+    );
+}
+
+fn one_thread_cases(report: &mut Report) {
+    let unit = "M items/s";
+    let solo_n: u64 = size(50_000_000, 10_000_000);
+    let case = "ring: push + pop on one thread, capacity 1024 (no contention)";
+    let (mut a, mut b) = (|| ours_solo(solo_n), || rtrb_solo(solo_n));
+    let s = interleave(reps(7, 5), true, &mut [&mut a, &mut b]);
+    report.add(case, "aiothreads ring push/pop", "throughput", unit, &s[0]);
+    report.add(case, "rtrb push/pop", "throughput", unit, &s[1]);
 }

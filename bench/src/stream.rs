@@ -1,9 +1,11 @@
 //! Stream throughput: items made by an iterator on a thread, consumed by an async task.
 //!
-//! Every contender moves the same `u64` items (`0..N`) with a queue bound of 1024, and its
-//! consumer runs under the same tiny executor, whose waker counts wake-ups, so "consumer
-//! wake-ups per item" is measured the same way for all. The raw two-thread core ring (busy
-//! spinning on both sides) is the ceiling the goal is stated against.
+//! - `stream/peers`: every contender moves the same `u64` items (`0..N`) with a queue bound of
+//!   1024, and its consumer runs under the same tiny executor, whose waker counts wake-ups, so
+//!   "consumer wake-ups per item" is measured the same way for all. The raw two-thread core
+//!   ring (busy spinning on both sides) is the ceiling the goal is stated against.
+//! - `stream/max_size`: ours with bounds 1, 16, 1 024 and 65 536 and items of 8 B and 1 KiB,
+//!   flume and async-channel at 1 024 for reference.
 
 use std::future::Future;
 use std::pin::pin;
@@ -11,13 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-use std::time::Instant;
 
 use futures::StreamExt;
 
-use crate::report::{median, Report};
+use crate::measure::{interleave, reps, size, time};
+use crate::report::Report;
 
-/// Queue bound used by every contender.
+/// Queue bound of the peer comparison.
 const BOUND: usize = 1024;
 
 /// A waker that unparks the consumer thread and counts its wake-ups.
@@ -59,206 +61,273 @@ fn block_on_counting<F: Future>(fut: F) -> (F::Output, u64) {
     }
 }
 
-/// One measured run: (items per second, consumer wake-ups per item).
+/// What a stream carries: `u64` (8 B) or `[u8; 1024]` (1 KiB), numbered so the consumer can
+/// check it saw every item.
+trait Item: Send + 'static {
+    fn make(i: u64) -> Self;
+    fn key(&self) -> u64;
+}
+
+impl Item for u64 {
+    fn make(i: u64) -> Self {
+        i
+    }
+    fn key(&self) -> u64 {
+        *self
+    }
+}
+
+impl Item for [u8; 1024] {
+    fn make(i: u64) -> Self {
+        let mut a = [0u8; 1024];
+        a[..8].copy_from_slice(&i.to_le_bytes());
+        a
+    }
+    fn key(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
+/// One measured run: (M items per second, consumer wake-ups per item).
 type Sample = (f64, f64);
 
-fn ours(n: u64) -> Sample {
-    let start = Instant::now();
-    let ((sum, count), wakes) = block_on_counting(async {
-        let mut s = aiothreads::IterCall::new(move || 0..n).max_size(BOUND);
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Some(x) = s.next().await {
-            sum = sum.wrapping_add(x);
-            count += 1;
+/// Consumes `stream` on this thread under the counting executor while `producer` (if any)
+/// runs on its own thread; checks every item arrived, in order.
+fn consume<T: Item, S: futures::Stream<Item = T>>(
+    n: u64,
+    producer: Option<Box<dyn FnOnce() + Send>>,
+    stream: impl FnOnce() -> S,
+) -> Sample {
+    let mut wakes = 0;
+    let t = time(|| {
+        let producer = producer.map(thread::spawn);
+        let (sum, count);
+        ((sum, count), wakes) = block_on_counting(async {
+            let mut s = pin!(stream());
+            let (mut sum, mut count) = (0u64, 0u64);
+            while let Some(x) = s.next().await {
+                sum = sum.wrapping_add(x.key());
+                count += 1;
+            }
+            (sum, count)
+        });
+        if let Some(p) = producer {
+            p.join().expect("producer");
         }
-        (sum, count)
+        check(n, sum, count);
     });
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, wakes as f64 / n as f64)
+    (t.mops(n), wakes as f64 / n as f64)
 }
 
-fn unblock(n: u64) -> Sample {
-    let start = Instant::now();
-    let ((sum, count), wakes) = block_on_counting(async {
-        let mut s = blocking::Unblock::with_capacity(BOUND, 0..n);
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Some(x) = s.next().await {
-            sum = sum.wrapping_add(x);
-            count += 1;
-        }
-        (sum, count)
-    });
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, wakes as f64 / n as f64)
+fn items<T: Item>(n: u64) -> impl Iterator<Item = T> {
+    (0..n).map(T::make)
 }
 
-fn tokio_mpsc(n: u64) -> Sample {
-    let start = Instant::now();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(BOUND);
-    let producer = thread::spawn(move || {
-        for i in 0..n {
-            tx.blocking_send(i).unwrap();
-        }
-    });
-    let ((sum, count), wakes) = block_on_counting(async {
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Some(x) = rx.recv().await {
-            sum = sum.wrapping_add(x);
-            count += 1;
-        }
-        (sum, count)
-    });
-    producer.join().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, wakes as f64 / n as f64)
+fn ours<T: Item>(n: u64, bound: usize) -> Sample {
+    consume(n, None, || {
+        aiothreads::IterCall::new(move || items::<T>(n)).max_size(bound)
+    })
 }
 
-fn flume_channel(n: u64) -> Sample {
-    let start = Instant::now();
-    let (tx, rx) = flume::bounded(BOUND);
-    let producer = thread::spawn(move || {
-        for i in 0..n {
-            tx.send(i).unwrap();
-        }
-    });
-    let ((sum, count), wakes) = block_on_counting(async {
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Ok(x) = rx.recv_async().await {
-            sum = sum.wrapping_add(x);
-            count += 1;
-        }
-        (sum, count)
-    });
-    producer.join().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, wakes as f64 / n as f64)
+fn unblock<T: Item>(n: u64, bound: usize) -> Sample {
+    consume(n, None, || {
+        blocking::Unblock::with_capacity(bound, items::<T>(n))
+    })
 }
 
-fn async_channel(n: u64) -> Sample {
-    let start = Instant::now();
-    let (tx, rx) = async_channel::bounded(BOUND);
-    let producer = thread::spawn(move || {
-        for i in 0..n {
-            tx.send_blocking(i).unwrap();
+fn tokio_mpsc<T: Item>(n: u64, bound: usize) -> Sample {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(bound);
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.blocking_send(x).is_ok(), "receiver gone");
         }
     });
-    let ((sum, count), wakes) = block_on_counting(async {
-        let (mut sum, mut count) = (0u64, 0u64);
-        while let Ok(x) = rx.recv().await {
-            sum = sum.wrapping_add(x);
-            count += 1;
+    consume(n, Some(producer), || {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    })
+}
+
+fn flume_channel<T: Item>(n: u64, bound: usize) -> Sample {
+    let (tx, rx) = flume::bounded(bound);
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.send(x).is_ok(), "receiver gone");
         }
-        (sum, count)
     });
-    producer.join().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, wakes as f64 / n as f64)
+    consume(n, Some(producer), || rx.into_stream())
+}
+
+fn async_channel<T: Item>(n: u64, bound: usize) -> Sample {
+    let (tx, rx) = async_channel::bounded(bound);
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.send_blocking(x).is_ok(), "receiver gone");
+        }
+    });
+    consume(n, Some(producer), || rx)
 }
 
 /// The ceiling: the core ring between two threads, both sides busy-spinning, no wakers.
-fn raw_ring(n: u64) -> Sample {
-    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<u64>(BOUND);
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..n {
-            let mut v = i;
-            loop {
-                match tx.push(v) {
-                    Ok(()) => break,
-                    Err(e) => {
-                        v = e.into_inner();
-                        std::hint::spin_loop();
-                    }
+fn raw_ring<T: Item>(n: u64, bound: usize) -> Sample {
+    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<T>(bound);
+    let t = time(|| {
+        let producer = thread::spawn(move || {
+            for x in items::<T>(n) {
+                let mut v = x;
+                while let Err(e) = tx.push(v) {
+                    v = e.into_inner();
+                    std::hint::spin_loop();
                 }
             }
+        });
+        let (mut sum, mut count) = (0u64, 0u64);
+        while count < n {
+            if let Ok(x) = rx.pop() {
+                sum = sum.wrapping_add(x.key());
+                count += 1;
+            } else {
+                std::hint::spin_loop();
+            }
         }
+        producer.join().expect("producer");
+        check(n, sum, count);
     });
-    let (mut sum, mut count) = (0u64, 0u64);
-    while count < n {
-        if let Ok(x) = rx.pop() {
-            sum = sum.wrapping_add(x);
-            count += 1;
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-    producer.join().unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    check(n, sum, count);
-    (n as f64 / secs, 0.0)
+    (t.mops(n), 0.0)
 }
 
 fn check(n: u64, sum: u64, count: u64) {
     assert_eq!(count, n, "items lost");
     assert_eq!(
         sum,
-        (0..n).fold(0u64, |a, b| a.wrapping_add(b)),
-        "items corrupted"
+        (0..n).fold(0u64, u64::wrapping_add),
+        "items lost or corrupted"
     );
 }
 
-/// Runs the stream group.
-pub fn run(report: &mut Report) {
-    let n: u64 = if crate::quick() { 1_000_000 } else { 5_000_000 };
-    let reps = if crate::quick() { 3 } else { 5 };
-    type Contender = (&'static str, fn(u64) -> Sample);
-    let contenders: [Contender; 6] = [
-        ("aiothreads IterCall", ours),
-        ("blocking::Unblock", unblock),
-        ("tokio mpsc + blocking_send", tokio_mpsc),
-        ("flume", flume_channel),
-        ("async-channel", async_channel),
-        ("core ring, 2 threads spinning", raw_ring),
+/// Runs the stream groups whose names `want` accepts: `stream/peers`, `stream/max_size`.
+pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
+    if want("stream/peers") {
+        peers(report);
+    }
+    if want("stream/max_size") {
+        max_size(report);
+    }
+}
+
+/// u64 items, max_size 1024: ours against every peer and the raw ring.
+fn peers(report: &mut Report) {
+    let n: u64 = size(5_000_000, 500_000);
+    let names = [
+        "aiothreads IterCall",
+        "blocking::Unblock",
+        "tokio mpsc + blocking_send",
+        "flume",
+        "async-channel",
+        "aiothreads-core ring, 2 threads spinning (reference)",
     ];
-    // Interleave contenders within each repetition so drift hits all alike.
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); contenders.len()];
-    let _ = ours(n / 10); // warm the default pool
-    for _ in 0..reps {
-        for (i, (_, f)) in contenders.iter().enumerate() {
-            samples[i].push(f(n));
-        }
+    let (mut a, mut b, mut c, mut d, mut e, mut f) = (
+        || ours::<u64>(n, BOUND),
+        || unblock::<u64>(n, BOUND),
+        || tokio_mpsc::<u64>(n, BOUND),
+        || flume_channel::<u64>(n, BOUND),
+        || async_channel::<u64>(n, BOUND),
+        || raw_ring::<u64>(n, BOUND),
+    );
+    let _ = ours::<u64>(n / 10, BOUND); // warm the default pool
+    let samples = interleave(
+        reps(5, 3),
+        false,
+        &mut [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f],
+    );
+    let case = format!(
+        "stream: {n} u64 from an iterator on a thread to an async consumer, max_size {BOUND}"
+    );
+    let mut rates = Vec::new();
+    let mut wakes = Vec::new();
+    for (s, name) in samples.iter().zip(names) {
+        let r: Vec<f64> = s.iter().map(|s| s.0).collect();
+        rates.push(report.add(&case, name, "throughput", "M items/s", &r));
     }
-    let case = format!("stream {n} u64, max_size {BOUND}");
-    let mut medians = Vec::new();
-    for (i, (name, _)) in contenders.iter().enumerate() {
-        let rates: Vec<f64> = samples[i].iter().map(|s| s.0 / 1e6).collect();
-        let wakes: Vec<f64> = samples[i].iter().map(|s| s.1).collect();
-        report.add(&case, name, "throughput", "M items/s", &rates);
-        if *name != "core ring, 2 threads spinning" {
-            report.add(
-                &case,
-                name,
-                "consumer wake-ups per item",
-                "wakes/item",
-                &wakes,
-            );
-        }
-        medians.push((median(&rates), median(&wakes)));
+    for (s, name) in samples.iter().zip(names).take(5) {
+        let w: Vec<f64> = s.iter().map(|s| s.1).collect();
+        wakes.push(report.add(&case, name, "consumer wake-ups", "wakes/item", &w));
     }
-    let ours_rate = medians[0].0;
-    let best_peer = medians[1..5].iter().map(|m| m.0).fold(0.0, f64::max);
-    let ring = medians[5].0;
+    let best_peer = rates[1..5].iter().copied().fold(0.0, f64::max);
     report.goal(
         "stream ≥ 5× the fastest peer",
-        ours_rate / best_peer,
+        rates[0] / best_peer,
         5.0,
         true,
     );
     report.goal(
         "stream ≥ 30% of the raw two-thread ring",
-        ours_rate / ring,
+        rates[0] / rates[5],
         0.30,
         true,
     );
     report.goal(
         "stream < 0.01 consumer wake-ups per item",
-        medians[0].1,
+        wakes[0],
         0.01,
         false,
     );
+}
+
+/// Ours against max_size 1, 16, 1 024 and 65 536 with 8 B and 1 KiB items; flume and
+/// async-channel at 1 024 for reference.
+fn max_size(report: &mut Report) {
+    let case = "stream throughput vs max_size, 8 B and 1 KiB items";
+    let base: u64 = size(2_000_000, 400_000);
+    let x = "max_size";
+    let unit = "M items/s";
+    for bound in [1usize, 16, 1024, 65_536] {
+        // Small bounds hand items over one by one: far fewer items keep the run short.
+        let n8 = match bound {
+            1 => base / 100,
+            16 => base / 10,
+            _ => base,
+        };
+        let n1k = n8 / 4;
+        let b = bound as f64;
+        if bound == 1024 {
+            let (mut a, mut c, mut d, mut e, mut f, mut g) = (
+                || ours::<u64>(n8, bound),
+                || ours::<[u8; 1024]>(n1k, bound),
+                || flume_channel::<u64>(n8, bound),
+                || flume_channel::<[u8; 1024]>(n1k, bound),
+                || async_channel::<u64>(n8, bound),
+                || async_channel::<[u8; 1024]>(n1k, bound),
+            );
+            let s = interleave(
+                reps(5, 3),
+                true,
+                &mut [&mut a, &mut c, &mut d, &mut e, &mut f, &mut g],
+            );
+            let names = [
+                "aiothreads IterCall, 8 B items",
+                "aiothreads IterCall, 1 KiB items",
+                "flume, 8 B items",
+                "flume, 1 KiB items",
+                "async-channel, 8 B items",
+                "async-channel, 1 KiB items",
+            ];
+            for (s, name) in s.iter().zip(names) {
+                let r: Vec<f64> = s.iter().map(|s| s.0).collect();
+                report.add_point(case, x, b, name, "throughput", unit, &r);
+            }
+        } else {
+            let (mut a, mut c) = (|| ours::<u64>(n8, bound), || ours::<[u8; 1024]>(n1k, bound));
+            let s = interleave(reps(5, 3), true, &mut [&mut a, &mut c]);
+            let names = [
+                "aiothreads IterCall, 8 B items",
+                "aiothreads IterCall, 1 KiB items",
+            ];
+            for (s, name) in s.iter().zip(names) {
+                let r: Vec<f64> = s.iter().map(|s| s.0).collect();
+                report.add_point(case, x, b, name, "throughput", unit, &r);
+            }
+        }
+    }
 }
