@@ -85,11 +85,14 @@ sanitize: setup-nightly
 	$(TSAN) -p aiothreads-tests --test threaded --test iterable --test faults
 
 # ---- measurements (not run by CI) -----------------------------------------------------------
+# Every case, ours and the peers interleaved, in one run (PERFORMANCE.md): the table on stdout,
+# target/bench/summary.{json,md}, and docs/bench.svg. Some groups only: make bench BENCH=ring,stream
+# (then the chart goes to target/bench/bench.svg). bench-quick is the smaller version (< 1 min).
 bench:
-	$(CARGO) run --release -p aiothreads-bench
+	$(CARGO) run --release -p aiothreads-bench -- $(BENCH)
 
 bench-quick:
-	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --release -p aiothreads-bench
+	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --release -p aiothreads-bench -- $(BENCH)
 
 clean:
 	$(CARGO) clean
