@@ -93,7 +93,7 @@ fn hop(report: &mut Report, n: usize) {
         .expect("tokio runtime");
     let handle = rt.handle().clone();
     let lp = aiothreads::Loop::from(handle.clone());
-    let reps = reps(7, 3);
+    let reps = reps(11, 3);
 
     // One plain thread (a worker stand-in) measures both hops, interleaved.
     let s = std::thread::spawn(move || {

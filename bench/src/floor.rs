@@ -56,7 +56,7 @@ pub fn run(report: &mut Report) {
     let park_n = size(20_000, 5_000);
     let spin_n = size(200_000, 50_000);
     let (mut park, mut spin) = (|| ping_pong(park_n, true), || ping_pong(spin_n, false));
-    let s = interleave(reps(5, 3), true, &mut [&mut park, &mut spin]);
+    let s = interleave(reps(7, 3), true, &mut [&mut park, &mut spin]);
     report.add(
         case,
         "thread park/unpark ping-pong (reference)",

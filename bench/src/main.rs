@@ -36,18 +36,22 @@ fn main() {
         ..Default::default()
     };
     println!("aiothreads bench: {}", report.context);
+    let mut timed = |name: &str, run: &mut dyn FnMut(&mut report::Report)| {
+        let t = Instant::now();
+        println!("== {name}");
+        let rows = report.rows.len();
+        run(&mut report);
+        if report.rows.len() > rows {
+            println!("   ({name}: {:.1} s)", t.elapsed().as_secs_f64());
+        }
+    };
     if want("floor") {
-        println!("== wake-up floor");
-        floor::run(&mut report);
+        timed("wake-up floor", &mut floor::run);
     }
-    println!("== pool");
-    pool::run(&mut report, &want);
-    println!("== ring");
-    ring::run(&mut report, &want);
-    println!("== block_on / sync_await");
-    block_on::run(&mut report, &want);
-    println!("== stream");
-    stream::run(&mut report, &want);
+    timed("pool", &mut |r| pool::run(r, &want));
+    timed("ring", &mut |r| ring::run(r, &want));
+    timed("block_on / sync_await", &mut |r| block_on::run(r, &want));
+    timed("stream", &mut |r| stream::run(r, &want));
 
     report.print_summary();
     let svg = if filter.is_empty() && !quick() {

@@ -121,7 +121,7 @@ fn roundtrip(report: &mut Report, rt: &Runtime) {
     let n = size(20_000, 5_000);
     let (t, o) = (Exec::Tokio, Exec::Ours);
     let samples = interleave(
-        reps(5, 3),
+        reps(9, 3),
         true,
         &mut [
             &mut || calls(t, rt, 1, n, ours),
@@ -167,7 +167,7 @@ fn concurrency(report: &mut Report, rt: &Runtime) {
         let n = count(level, total);
         let big = level >= 100_000;
         let samples = interleave(
-            if big { reps(3, 1) } else { reps(5, 3) },
+            if big { reps(3, 1) } else { reps(9, 3) },
             !big,
             &mut [
                 &mut || calls(e, rt, level, total, ours),
@@ -223,7 +223,7 @@ fn pool_size(report: &mut Report) {
         || run(&pools[2]),
         || run(&pools[3]),
     );
-    let samples = interleave(reps(5, 3), true, &mut [&mut a, &mut b, &mut c, &mut d]);
+    let samples = interleave(reps(7, 3), true, &mut [&mut a, &mut b, &mut c, &mut d]);
     for (s, threads) in samples.iter().zip(sizes) {
         report.add_point(
             case,
@@ -301,7 +301,7 @@ fn separate(report: &mut Report) {
             }
         })
     };
-    let samples = interleave(reps(7, 3), true, &mut [&mut ours, &mut bare]);
+    let samples = interleave(reps(9, 3), true, &mut [&mut ours, &mut bare]);
     let names = [
         "aiothreads::spawn_separate (aiothreads::block_on)",
         "std::thread::spawn + join",

@@ -94,6 +94,24 @@ impl Goal {
     }
 }
 
+/// The part of a contender's name after the first ", " (e.g. "1 KiB items"): a peer is
+/// compared with the ours row of the same variant when there is one.
+fn variant(name: &str) -> Option<&str> {
+    name.split_once(", ").map(|(_, v)| v)
+}
+
+/// The median of the ours row a peer row is compared with: the first ours row of the group
+/// with the same variant, else the group's first ours row.
+fn ours_for(group: &[&Row], peer: &Row) -> Option<f64> {
+    let ours = || group.iter().filter(|r| r.kind() == Kind::Ours);
+    ours()
+        .find(|r| {
+            variant(&r.contender).is_some() && variant(&r.contender) == variant(&peer.contender)
+        })
+        .or_else(|| ours().next())
+        .map(|r| r.median)
+}
+
 /// Everything measured in one run.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -222,15 +240,14 @@ impl Report {
             self.context
         );
         println!(
-            "   ours/peer = the group's first aiothreads median ÷ the peer's median \
+            "   ours/peer = the group's aiothreads median (same variant, else the first) ÷ the peer's median \
              (for ns-like units < 1 is better, for rates > 1 is better)"
         );
         for g in self.groups() {
             let head = g[0];
             println!("{} — {}", head.case, label_of(head));
-            let ours = g.iter().find(|r| r.kind() == Kind::Ours).map(|r| r.median);
             for r in &g {
-                let ratio = match (r.kind(), ours) {
+                let ratio = match (r.kind(), ours_for(&g, r)) {
                     (Kind::Peer, Some(o)) => format!("ours/peer {}", fmt_ratio(o / r.median)),
                     _ => String::new(),
                 };
@@ -310,9 +327,8 @@ impl Report {
         s.push_str("| case | metric | contender | median | unit | min .. max | ours/peer |\n");
         s.push_str("|---|---|---|---:|---|---|---:|\n");
         for g in self.groups() {
-            let ours = g.iter().find(|r| r.kind() == Kind::Ours).map(|r| r.median);
             for r in &g {
-                let ratio = match (r.kind(), ours) {
+                let ratio = match (r.kind(), ours_for(&g, r)) {
                     (Kind::Peer, Some(o)) => fmt_ratio(o / r.median),
                     _ => String::new(),
                 };
@@ -424,10 +440,6 @@ fn bar_panel(out: &mut String, rows: &[&Row], x0: f64, y0: f64) -> f64 {
         .map(|r| r.max.max(r.median))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
-    let ours = rows
-        .iter()
-        .find(|r| r.kind() == Kind::Ours)
-        .map(|r| r.median);
     let mut y = y0 + 22.0;
     let bx = x0 + label_w;
     for r in rows {
@@ -443,7 +455,7 @@ fn bar_panel(out: &mut String, rows: &[&Row], x0: f64, y0: f64) -> f64 {
             Kind::Peer => PEER,
             Kind::Reference => REF,
         };
-        let ratio = match (r.kind(), ours) {
+        let ratio = match (r.kind(), ours_for(rows, r)) {
             (Kind::Peer, Some(o)) => format!("  ours/peer {}", fmt_ratio(o / r.median)),
             _ => String::new(),
         };

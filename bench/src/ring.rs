@@ -169,7 +169,7 @@ fn two_thread_cases(report: &mut Report) {
         || heapless_single(n),
         || ours_batched(n),
     );
-    let s = interleave(reps(7, 5), true, &mut [&mut a, &mut b, &mut c, &mut d]);
+    let s = interleave(reps(11, 5), true, &mut [&mut a, &mut b, &mut c, &mut d]);
     let unit = "M items/s";
     let ours = report.add(case, "aiothreads ring push/pop", "throughput", unit, &s[0]);
     let rtrb = report.add(case, "rtrb push/pop", "throughput", unit, &s[1]);
@@ -206,7 +206,7 @@ fn one_thread_cases(report: &mut Report) {
     let solo_n: u64 = size(50_000_000, 10_000_000);
     let case = "ring: push + pop on one thread, capacity 1024 (no contention)";
     let (mut a, mut b) = (|| ours_solo(solo_n), || rtrb_solo(solo_n));
-    let s = interleave(reps(7, 5), true, &mut [&mut a, &mut b]);
+    let s = interleave(reps(9, 5), true, &mut [&mut a, &mut b]);
     report.add(case, "aiothreads ring push/pop", "throughput", unit, &s[0]);
     report.add(case, "rtrb push/pop", "throughput", unit, &s[1]);
 }
