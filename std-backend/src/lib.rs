@@ -110,6 +110,8 @@
 //!
 //! ## Features
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
+//! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
+//!   (any other executor works through [`Loop::from_spawner`] with no feature).
 //! - `tracing`: the caller's `tracing` span is entered around jobs and `sync_await` futures.
 #![forbid(unsafe_code)]
 

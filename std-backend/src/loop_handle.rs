@@ -256,6 +256,32 @@ impl Loop {
         Self::new(FnSpawner(spawn))
     }
 
+    /// A loop for an `async_executor::Executor` — smol's executor (feature
+    /// `async-executor`). `Loop::from(executor)` does the same. Futures are spawned on it and
+    /// detached; they run while some thread runs the executor (`ex.run(..)`). The loop keeps
+    /// the executor alive, so a `sync_await` on it waits until some thread runs it (an
+    /// executor that nobody runs cannot be told from a busy one). Mark the threads that run
+    /// it with [`Loop::enter_driver`] so that `sync_await` there fails instead of hanging.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::Arc;
+    /// let ex = Arc::new(async_executor::Executor::new());
+    /// let lp = aiothreads::Loop::from_async_executor(Arc::clone(&ex));
+    /// let worker = std::thread::spawn(move || lp.sync_await(async { 6 }));
+    /// let out = smol::block_on(ex.run(async move {
+    ///     while !worker.is_finished() {
+    ///         smol::future::yield_now().await;
+    ///     }
+    ///     worker.join().unwrap()
+    /// }));
+    /// assert_eq!(out, 6);
+    /// ```
+    #[cfg(feature = "async-executor")]
+    pub fn from_async_executor(executor: Arc<async_executor::Executor<'static>>) -> Self {
+        Self::from_spawner(move |fut| executor.spawn(fut).detach())
+    }
+
     /// A loop for a tokio runtime (feature `tokio`). `Loop::from(handle)` does the same.
     ///
     /// # Examples
@@ -551,5 +577,12 @@ mod tokio_probe {
         let _ = probe.poll(&mut cx);
         // Woken at once: no scheduler here.
         !flag.0.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(feature = "async-executor")]
+impl From<Arc<async_executor::Executor<'static>>> for Loop {
+    fn from(executor: Arc<async_executor::Executor<'static>>) -> Self {
+        Self::from_async_executor(executor)
     }
 }

@@ -80,6 +80,24 @@ fn threaded_separate_and_spawn_blocking_also_see_the_loop() {
 }
 
 #[test]
+fn smol_executor_through_the_async_executor_feature() {
+    bounded(LIMIT, || {
+        // smol's `Executor` is async-executor's: the feature's `From` impl takes it as is.
+        let ex = Arc::new(smol::Executor::new());
+        let lp = Loop::from(Arc::clone(&ex));
+        let _driver = lp.enter_driver();
+        let out = smol::block_on(ex.run(async {
+            aiothreads::spawn(|| sync_await(async { thread::current().id() })).await
+        }));
+        assert_eq!(out, thread::current().id(), "ran on the executor's thread");
+        assert!(matches!(
+            try_sync_await(async { 1 }),
+            Err(SyncAwaitError::WouldDeadlock)
+        ));
+    });
+}
+
+#[test]
 fn smol_executor_through_from_spawner() {
     bounded(LIMIT, || {
         let ex = Arc::new(smol::Executor::new());
