@@ -457,6 +457,20 @@ impl<F: Send + Sync + 'static> Threaded<F> {
 /// }
 /// ```
 ///
+/// # Type safety
+/// The arguments and the result keep their types through every call form: a wrong argument
+/// is a compile error, and `.await`, `.call().await` and `.sync_call()` all give the
+/// function's return type.
+///
+/// ```compile_fail,E0308
+/// aiothreads::threaded! {
+///     fn process_numbers(numbers: Vec<i32>, multiplier: f64) -> Vec<f64> {
+///         numbers.iter().map(|&n| f64::from(n) * multiplier).collect()
+///     }
+/// }
+/// let _ = process_numbers("not a list", 2.5); // error[E0308]: mismatched types
+/// ```
+///
 /// # Examples
 /// ```
 /// use std::sync::Arc;
