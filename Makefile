@@ -61,6 +61,8 @@ examples:
 loom:
 	RUSTFLAGS="--cfg aiothreads_loom" $(CARGO) test -p aiothreads-core --release --test 'loom*' \
 	  --target-dir target/loom
+	RUSTFLAGS="--cfg aiothreads_loom" $(CARGO) test -p aiothreads --lib --release loom_models \
+	  --target-dir target/loom
 
 miri: setup-nightly
 	MIRIFLAGS="-Zmiri-strict-provenance" $(CARGO) +$(NIGHTLY) miri test -p aiothreads-core --all-features
