@@ -977,6 +977,11 @@ pub fn set_default_pool(pool: Pool) -> Result<(), Pool> {
 /// Runs `f` on the default pool; the handle is a `Future` of its result. Dropping the handle
 /// cancels the job (see [`JoinHandle`]).
 ///
+/// The job is submitted, and the caller's context (its [`Loop`](crate::Loop),
+/// [`ContextVar`](crate::ContextVar)s) captured, when `spawn` is *called*, as with
+/// `tokio::spawn`: `rt.block_on(aiothreads::spawn(f))` calls it before `block_on` enters the
+/// runtime, so the job sees no loop; write `rt.block_on(async { aiothreads::spawn(f).await })`.
+///
 /// # Examples
 /// ```
 /// # futures::executor::block_on(async {
