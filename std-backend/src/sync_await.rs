@@ -30,8 +30,9 @@
 //!
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot; the waiting thread parks at once (see `SYNC_AWAIT_SPIN`). The round trip costs
-//! about what `Handle::spawn` + waiting on its `JoinHandle` does.
+//! oneshot slot; the waiting thread spins up to 15 µs on the slot before it parks (see
+//! `SYNC_AWAIT_SPIN`). A hop to a tokio runtime and back measured 2.6 µs here, against 14 µs
+//! for `Handle::spawn` + waiting on its `JoinHandle` from a thread.
 
 use core::any::Any;
 use core::future::{poll_fn, Future};
@@ -48,12 +49,15 @@ use crate::block_on::{block_on, with_parker};
 use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
 
-/// How long a thread waiting in `sync_await` spins before it parks: not at all. A hop to an
-/// idle tokio runtime and back takes ~10–17 µs, dominated by the runtime thread's own
-/// wake-up, which we can't avoid. Measured on a loaded 2-core machine: a 50 µs spin made the
-/// hop 1.5–2x *slower* (the spinner takes the core the runtime thread needs), 5 µs gained
-/// nothing measurable; parking at once was best.
-const SYNC_AWAIT_SPIN: Duration = Duration::ZERO;
+/// How long a thread waiting in `sync_await` spins before it parks: 15 µs, about one
+/// park/unpark round trip (13.7 µs measured here), so a spin that does not pay off costs at
+/// most what the park would have. Measured with `make bench BENCH=sync_await` on the quiet
+/// 2-core machine: parking at once gave 13.2 µs per hop (1.02× tokio's spawn + `JoinHandle`);
+/// a 15 µs spin gave 2.6 µs (0.18×), because the awaiting thread is awake when the result lands
+/// and a busy runtime thread has not parked yet; 30 µs gave 4.2 µs. On a machine loaded far
+/// beyond its cores the spinner competes with the runtime thread (an earlier measurement at
+/// load 4–5 on 2 cores found a 50 µs spin 1.5–2× slower), which the 15 µs bound keeps small.
+const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(15);
 
 /// Why a [`try_sync_await`] gave no output.
 #[non_exhaustive]
