@@ -193,8 +193,12 @@ fn panicking_item_drop_in_the_ring_when_the_consumer_drops_last() {
         let first = block_on(s.next()).unwrap();
         assert_eq!(first.id, 0);
         drop(first);
-        // The producer finished: items 1, 2, 3 wait in the ring, owned by the consumer alone.
+        // The producer finished: items 1, 2, 3 wait in the ring, owned by the consumer alone
+        // once the producer half is dropped too — a few instructions after the iterator's
+        // `Drop` (not observable from here; if the producer half were last, the items would
+        // drop on the worker instead, which `make sanitize`'s slower threads once showed).
         wait_for("the producer to finish", || iter_done.0.load(SeqCst));
+        std::thread::sleep(Duration::from_millis(100));
         let p = catch_unwind(AssertUnwindSafe(|| drop(s))).expect_err("the drop panic surfaces");
         assert_eq!(message(&*p), "injected drop panic 1");
         // Nothing dropped twice; the items after the panicking one are leaked, not dropped.
