@@ -310,6 +310,9 @@ struct Stop {
 
 impl Stop {
     fn stop(&self) {
+        // No wake-up is lost whatever the orderings: the waker passes through the mutex,
+        // whose lock/unlock orders this store before a later registration's re-check (and the
+        // other way round). Release/Acquire only make that pairing explicit.
         self.stopped.store(true, Ordering::Release);
         let waker = self
             .waker
