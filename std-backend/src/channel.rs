@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use aiothreads_core::ring::{self, Closed, Consumer, PopError, Producer, PushError};
+use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
 use crate::parker::ThreadParker;
@@ -59,29 +59,10 @@ pub struct FromThreadChannel<T> {
 }
 
 /// The channel is closed: `put` hands the item back; `get` finds it closed and drained.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ChannelClosed<T = ()>(pub T);
-
-impl<T> ChannelClosed<T> {
-    /// The item that could not be sent.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> fmt::Debug for ChannelClosed<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ChannelClosed(..)")
-    }
-}
-
-impl<T> fmt::Display for ChannelClosed<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the channel is closed")
-    }
-}
-
-impl<T> std::error::Error for ChannelClosed<T> {}
+///
+/// The core ring's [`Closed`](aiothreads_core::ring::Closed) under the name the original
+/// uses (`into_inner` gives the item back).
+pub use aiothreads_core::ring::Closed as ChannelClosed;
 
 impl<T: Send + 'static> FromThreadChannel<T> {
     /// A channel holding at most `max_size` items: `(thread side, async side)`.
@@ -198,9 +179,7 @@ impl<T> ThreadSender<T> {
             Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
             Err(PushError::Full(item)) => {
                 let parker = ThreadParker::new();
-                self.tx
-                    .push_blocking(item, &parker, 0)
-                    .map_err(|Closed(item)| ChannelClosed(item))
+                self.tx.push_blocking(item, &parker, 0)
             }
         }
     }
