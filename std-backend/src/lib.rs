@@ -132,6 +132,8 @@ pub use sync_await::{
     sync_await, sync_wait_coroutine, try_sync_await, wait_coroutine, SyncAwaitError,
 };
 
+mod admission;
+mod backoff;
 mod call;
 mod cancel;
 mod channel;
@@ -140,7 +142,7 @@ mod pool;
 mod separate;
 mod task;
 
-pub use call::{threaded, threaded_separate, Call, Threaded, ThreadedFn};
+pub use call::{threaded, threaded_separate, BlockingFn, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
 pub use channel::{
     blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get, ThreadSender,
@@ -150,7 +152,8 @@ pub use iterable::{
     ThreadedIterable, TryIterCall, DEFAULT_MAX_SIZE, MAX_SIZE_ENV,
 };
 pub use pool::{
-    default_pool, set_default_pool, spawn, Builder, Pool, ShutdownReport, TrySpawnError,
+    default_pool, set_default_pool, spawn, Builder, Permit, Pool, Reserve, ShutdownReport,
+    TrySpawnError,
     MAX_THREADS_ENV,
 };
 pub use separate::{spawn_separate, spawn_separate_named};

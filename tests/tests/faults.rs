@@ -255,8 +255,8 @@ fn panicking_item_drop_in_the_ring_when_the_producer_drops_last() {
         .max_size(2)
         .on(&pool);
         assert_eq!(block_on(s.next()).unwrap().id, 0);
-        // Items 1 and 2 fill the ring; the producer holds item 3, parked.
-        wait_for("the producer to park", || made.load(SeqCst) == 4);
+        // Items 1 and 2 fill the ring; the producer waits for room before it makes item 3.
+        wait_for("the producer to park", || made.load(SeqCst) == 3);
         thread::sleep(Duration::from_millis(20));
         // The consumer leaves first; the producer's side frees the ring, on the worker.
         drop(s);
@@ -264,9 +264,9 @@ fn panicking_item_drop_in_the_ring_when_the_producer_drops_last() {
         wait_for("the iterator's drop", || iter_dropped.0.load(SeqCst));
         wait_for("item 1's drop", || drops[1].load(SeqCst) == 1);
         let counts: Vec<usize> = drops.iter().map(|c| c.load(SeqCst)).collect();
-        assert_eq!(&counts[..4], [1, 1, counts[2], 1], "{counts:?}");
+        assert_eq!(&counts[..2], [1, 1], "{counts:?}");
         assert!(counts.iter().all(|&c| c <= 1), "{counts:?}");
-        assert_eq!(made.load(SeqCst), 4, "the producer stopped");
+        assert_eq!(made.load(SeqCst), 3, "the producer stopped");
         // The worker caught the panic and lives on.
         assert_pool_intact(&pool, 1);
     });
