@@ -133,11 +133,7 @@ enum CallState<F: BlockingFn> {
     /// Not polled yet.
     Ready { f: F, target: Target },
     /// Waiting for a place in `pool`'s bounded queue.
-    Reserving {
-        f: F,
-        pool: Pool,
-        reserve: Reserve,
-    },
+    Reserving { f: F, pool: Pool, reserve: Reserve },
     /// Submitted.
     Running(JoinHandle<F::Output>),
     /// Finished (or its function was moved out).

@@ -163,7 +163,9 @@ enum Target {
 
 impl Target {
     fn separate_default() -> Self {
-        Self::Separate(ThreadSpec::named(Cow::Borrowed(crate::separate::DEFAULT_NAME)))
+        Self::Separate(ThreadSpec::named(Cow::Borrowed(
+            crate::separate::DEFAULT_NAME,
+        )))
     }
 
     /// Names the thread (and makes the stream use one).
@@ -414,9 +416,9 @@ impl<F: IterFn> IterCall<F> {
     /// # Examples
     /// ```
     /// use futures::StreamExt;
-    /// let s = aiothreads::IterCall::new(|| (0..2).map(|_| [7u8; 1 << 20]))
+    /// let s = aiothreads::IterCall::new(|| (0..2).map(|_| [7u8; 64 << 10]))
     ///     .separate()
-    ///     .stack_size(8 << 20)
+    ///     .stack_size(4 << 20)
     ///     .max_size(2);
     /// assert_eq!(futures::executor::block_on(s.count()), 2);
     /// ```
@@ -511,11 +513,7 @@ impl<F: IterFn> IterCall<F> {
     }
 
     /// Makes the ring and the producer job (one allocation each).
-    fn make_job(
-        &self,
-        f: F,
-        link: QueueLink,
-    ) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
+    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
         let capacity = self.max_size.unwrap_or_else(default_max_size);
         let (tx, rx) = match ring::try_with_capacity(capacity) {
             Ok(halves) => halves,

@@ -153,8 +153,7 @@ pub use iterable::{
 };
 pub use pool::{
     default_pool, set_default_pool, spawn, Builder, Permit, Pool, Reserve, ShutdownReport,
-    TrySpawnError,
-    MAX_THREADS_ENV,
+    TrySpawnError, MAX_THREADS_ENV,
 };
 pub use separate::{spawn_separate, spawn_separate_named};
 pub use task::{JoinError, JoinHandle, TryJoin};

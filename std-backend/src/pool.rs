@@ -510,7 +510,9 @@ impl Permit {
 
     /// The link jobs for this permit's pool keep to its queue.
     pub(crate) fn link(&self) -> QueueLink {
-        self.shared.as_ref().map_or_else(QueueLink::default, Shared::link)
+        self.shared
+            .as_ref()
+            .map_or_else(QueueLink::default, Shared::link)
     }
 }
 
