@@ -6,6 +6,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::pin::pin;
 
+use crate::misuse::WouldDeadlock;
 use crate::parker::ThreadParker;
 
 /// A thread's parker and the waker made from it, cached so that a `block_on` allocates
@@ -114,6 +115,32 @@ pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
         loop {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 return output;
+            }
+            parker.park_after_spin(SPIN);
+        }
+    })
+}
+
+/// [`block_on`] for the blocking entry points that may be misused: polls `future` once, and
+/// if it is pending asks `may_block` before the thread parks for the first time. A future
+/// that is ready at once never pays for the check.
+///
+/// # Errors
+/// What `may_block` returns, with the future dropped unfinished.
+pub(crate) fn block_on_checked<F: Future>(
+    future: F,
+    may_block: impl FnOnce() -> Result<(), WouldDeadlock>,
+) -> Result<F::Output, WouldDeadlock> {
+    let mut future = pin!(future);
+    let mut may_block = Some(may_block);
+    with_parker(|parker, waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return Ok(output);
+            }
+            if let Some(check) = may_block.take() {
+                check()?;
             }
             parker.park_after_spin(SPIN);
         }

@@ -120,6 +120,7 @@ pub use aiothreads_core as core;
 mod block_on;
 mod context;
 mod loop_handle;
+mod misuse;
 mod parker;
 mod sync_await;
 #[cfg(feature = "tracing")]

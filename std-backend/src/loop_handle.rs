@@ -480,6 +480,20 @@ impl From<tokio::runtime::Handle> for Loop {
     }
 }
 
+/// Whether the current thread drives *some* loop: it is marked with [`Loop::enter_driver`]
+/// (for any loop), or (feature `tokio`) it runs the scheduler of the tokio runtime whose
+/// context it is in. Used by the misuse check of waits that run on this thread.
+pub(crate) fn drives_some_loop() -> bool {
+    if DRIVING.try_with(|d| d.get() != 0).unwrap_or(false) {
+        return true;
+    }
+    #[cfg(feature = "tokio")]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        return tokio_probe::drives_current_thread(&handle);
+    }
+    false
+}
+
 /// Replaces the thread's current loop, returning the previous one.
 pub(crate) fn replace_current(lp: Option<Loop>) -> Option<Loop> {
     CURRENT.try_with(|c| c.replace(lp)).ok().flatten()
