@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
+use crate::misuse::ReceiverSeat;
 use crate::parker::ThreadParker;
 use crate::Loop;
 
@@ -25,6 +26,8 @@ use crate::Loop;
 /// ends the stream after the items already sent.
 pub struct ThreadSender<T> {
     tx: Producer<'static, T>,
+    /// Where the receiver last waited: `put` refuses to block that thread.
+    seat: Arc<ReceiverSeat>,
 }
 
 /// The async side of a thread-to-async channel: `get().await`, or use it as a `Stream`.
@@ -56,6 +59,8 @@ pub struct ThreadSender<T> {
 /// ```
 pub struct FromThreadChannel<T> {
     rx: Consumer<'static, T>,
+    /// Recorded at each poll that finds nothing (see [`ThreadSender::put`]).
+    seat: Arc<ReceiverSeat>,
 }
 
 /// The channel is closed: `put` hands the item back; `get` finds it closed and drained.
@@ -86,7 +91,14 @@ impl<T: Send + 'static> FromThreadChannel<T> {
             Ok(halves) => halves,
             Err(e) => panic!("FromThreadChannel: {e}"),
         };
-        (ThreadSender { tx }, FromThreadChannel { rx })
+        let seat = Arc::new(ReceiverSeat::default());
+        (
+            ThreadSender {
+                tx,
+                seat: Arc::clone(&seat),
+            },
+            FromThreadChannel { rx, seat },
+        )
     }
 }
 
@@ -98,7 +110,17 @@ impl<T> FromThreadChannel<T> {
     /// # Errors
     /// [`ChannelClosed`] once the sender has gone and every item has been received.
     pub fn get(&mut self) -> Get<'_, T> {
-        Get { rx: &mut self.rx }
+        Get { channel: self }
+    }
+
+    /// `poll_recv`, noting the thread when the receiver goes to sleep (off the per-item path:
+    /// a poll that finds an item records nothing).
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let poll = self.rx.poll_recv(cx);
+        if poll.is_pending() {
+            self.seat.record();
+        }
+        poll
     }
 
     /// The next item if one is waiting.
@@ -130,7 +152,7 @@ impl<T> FromThreadChannel<T> {
 impl<T> Stream for FromThreadChannel<T> {
     type Item = T;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.get_mut().rx.poll_recv(cx)
+        self.get_mut().poll_recv(cx)
     }
 }
 
@@ -146,14 +168,14 @@ impl<T> fmt::Debug for FromThreadChannel<T> {
 /// Future of [`FromThreadChannel::get`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Get<'a, T> {
-    rx: &'a mut Consumer<'static, T>,
+    channel: &'a mut FromThreadChannel<T>,
 }
 
 impl<T> Future for Get<'_, T> {
     type Output = Result<T, ChannelClosed>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
-            .rx
+            .channel
             .poll_recv(cx)
             .map(|item| item.ok_or(ChannelClosed(())))
     }
@@ -170,14 +192,53 @@ impl<T> ThreadSender<T> {
     ///
     /// The parker is made only when the channel is full (one allocation per wait).
     ///
+    /// # Misuse check
+    /// Before it blocks on a full channel, `put` checks that the receiver is not drained by
+    /// this very thread: the receiver notes the thread of each poll that finds the channel
+    /// empty (a load, and a store when the thread changed; a poll that gets an item pays
+    /// nothing), and `put` compares it with its own thread only when it would block. A
+    /// receiver that last waited on this thread is run by this thread's executor, which cannot
+    /// drain the channel while `put` blocks it. Not seen: a receiver that has not waited yet.
+    /// Falsely refused: a receiver moved to another thread after waiting here, and not polled
+    /// there yet.
+    ///
     /// # Errors
     /// Hands `item` back in [`ChannelClosed`] once the receiver has gone, including when it
     /// leaves while this call waits.
+    ///
+    /// # Panics
+    /// With the [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock)
+    /// reason, at once, if the channel is full and the receiver last waited on this thread
+    /// (see above); `item` is dropped.
+    ///
+    /// # Examples
+    /// On the thread that runs the receiver's task, a full channel is refused, not hung:
+    /// ```
+    /// use aiothreads::{FromThreadChannel, SyncAwaitError};
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    ///
+    /// let (mut tx, mut rx) = FromThreadChannel::new(1);
+    /// aiothreads::block_on(async {
+    ///     // The receiver waits on this thread (no item yet).
+    ///     let mut get = std::pin::pin!(rx.get());
+    ///     assert!(futures::poll!(get.as_mut()).is_pending());
+    ///     tx.put(1).unwrap(); // room: fine
+    ///     let refused = catch_unwind(AssertUnwindSafe(|| tx.put(2))).unwrap_err();
+    ///     let msg = refused.downcast_ref::<String>().unwrap();
+    ///     assert_eq!(*msg, SyncAwaitError::WouldDeadlock.to_string());
+    ///     assert_eq!(get.await, Ok(1));
+    /// });
+    /// ```
+    #[track_caller]
     pub fn put(&mut self, item: T) -> Result<(), ChannelClosed<T>> {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
             Err(PushError::Full(item)) => {
+                if let Err(refused) = self.seat.check_may_block() {
+                    drop(item);
+                    refused.raise();
+                }
                 let parker = ThreadParker::new();
                 self.tx.push_blocking(item, &parker, 0)
             }
