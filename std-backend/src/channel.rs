@@ -5,8 +5,11 @@
 //! waker on the async side: no lock, no allocation per item, a wake-up only for a side that
 //! sleeps (see [`aiothreads_core::ring`]).
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::iter::FusedIterator;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,9 +18,10 @@ use std::task::{Context, Poll, Waker};
 use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
-use crate::misuse::ReceiverSeat;
+use crate::block_on::block_on_checked;
+use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
-use crate::Loop;
+use crate::{Loop, SyncAwaitError};
 
 /// The thread side of a [`FromThreadChannel`]: a blocking `put` with backpressure.
 ///
@@ -285,8 +289,25 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// Dropping the iterator stops the stream at once: the driving task is woken, stops waiting
 /// for the stream's next item, and drops the stream on the loop.
 ///
+/// Failures reach the iterating thread: `next()` panics (see below), after which the
+/// iterator is finished (`None`). [`try_blocking_iter`] gives them as an `Err` item instead.
+/// Making the iterator never blocks, so it may be made on the loop's thread and moved to a
+/// thread that may block.
+///
 /// # Panics
-/// If `max_size` is 0, or the loop refuses the driving task.
+/// Here, if `max_size` is 0. From `next()`:
+/// - with the [`SyncAwaitError::WouldDeadlock`] reason, at once, when it would have to wait
+///   on a thread that drives the loop: the check runs each time `next()` finds no item ready
+///   (items already in the ring are still handed out), so the iterator is refused on the
+///   loop's thread — inside tokio's `block_on` of a current-thread runtime, in a task on a
+///   runtime worker, on a thread marked with [`Loop::enter_driver`] — and fine on `threaded`
+///   workers, `spawn_blocking` threads and plain threads. With no loop, `next()` is refused
+///   when the stream is pending and this thread drives some loop.
+/// - with the stream's own panic (the original payload, re-raised with
+///   [`resume_unwind`](std::panic::resume_unwind)) if the stream panicked while producing
+///   the next item;
+/// - with the [`SyncAwaitError::LoopGone`] reason if the loop refused the task driving the
+///   stream or dropped it unfinished (it shut down).
 ///
 /// # Examples
 /// ```
@@ -302,53 +323,204 @@ where
     S::Item: Send + 'static,
 {
     assert!(max_size > 0, "blocking_iter: max_size must be at least 1");
-    let Some(lp) = Loop::current() else {
-        return BlockingIter {
-            inner: Inner::Local(stream),
-            parker: None,
-        };
-    };
-    let (mut tx, rx) = match ring::try_with_capacity(max_size) {
-        Ok(halves) => halves,
-        Err(e) => panic!("blocking_iter: {e}"),
-    };
-    let stop = Arc::new(Stop::default());
-    let driver_stop = stop.clone();
-    let mut stream = stream;
-    let driver = async move {
-        // Each wait for the stream's next item also watches `stop`: a stream that never
-        // yields again (an idle socket) is dropped as soon as the iterator is.
-        while let Some(Some(item)) = (UnlessStopped {
-            stop: &driver_stop,
-            inner: NextItem {
-                stream: &mut stream,
-            },
-        })
-        .await
-        {
-            if tx.send(item).await.is_err() {
-                break; // the iterator was dropped while we waited for room
-            }
-        }
-    };
-    if let Err(e) = lp.spawn(driver) {
-        panic!("blocking_iter: the loop refused the task driving the stream: {e}");
-    }
     BlockingIter {
-        inner: Inner::Ring(rx, stop),
-        parker: None,
+        core: IterCore::start(stream, max_size, "blocking_iter"),
     }
 }
 
-/// Tells the task driving a [`blocking_iter`] stream that the iterator is gone.
+/// [`blocking_iter`] reporting failures as items: yields `Ok(item)`s, then — if the stream
+/// did not end normally — one `Err` saying why, then `None`.
+///
+/// The `Err` is [`SyncAwaitError::WouldDeadlock`] (`next()` would have to wait on a thread
+/// that drives the loop; checked as in [`blocking_iter`]), [`SyncAwaitError::Panicked`] with
+/// the stream's panic payload, or [`SyncAwaitError::LoopGone`] (the loop refused the task
+/// driving the stream or dropped it unfinished).
+///
+/// # Panics
+/// If `max_size` is 0.
+///
+/// # Examples
+/// ```
+/// use aiothreads::SyncAwaitError;
+/// use futures::StreamExt;
+///
+/// let stream = futures::stream::iter(0..3).map(|i| if i == 2 { panic!("sensor lost") } else { i });
+/// let items: Vec<_> = aiothreads::block_on(aiothreads::spawn(move || {
+///     aiothreads::try_blocking_iter(stream, 4).collect()
+/// }));
+/// assert!(matches!(items[..2], [Ok(0), Ok(1)]));
+/// match &items[2] {
+///     Err(SyncAwaitError::Panicked(p)) => assert_eq!(p.downcast_ref::<&str>(), Some(&"sensor lost")),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(items.len(), 3);
+/// ```
+pub fn try_blocking_iter<S>(stream: S, max_size: usize) -> TryBlockingIter<S>
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send + 'static,
+{
+    assert!(
+        max_size > 0,
+        "try_blocking_iter: max_size must be at least 1"
+    );
+    TryBlockingIter {
+        core: IterCore::start(stream, max_size, "try_blocking_iter"),
+    }
+}
+
+/// Iterator of [`blocking_iter`]: the stream's items; panics on failure (see there).
+pub struct BlockingIter<S: Stream> {
+    core: IterCore<S>,
+}
+
+/// Iterator of [`try_blocking_iter`]: `Ok` items, then at most one `Err`, then `None`.
+pub struct TryBlockingIter<S: Stream> {
+    core: IterCore<S>,
+}
+
+impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
+    type Item = S::Item;
+    #[track_caller]
+    fn next(&mut self) -> Option<S::Item> {
+        match self.core.next()? {
+            Ok(item) => Some(item),
+            Err(err) => err.raise(),
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Iterator for TryBlockingIter<S> {
+    type Item = Result<S::Item, SyncAwaitError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.core.next()
+    }
+}
+
+impl<S: Stream + Unpin> FusedIterator for BlockingIter<S> {}
+impl<S: Stream + Unpin> FusedIterator for TryBlockingIter<S> {}
+
+impl<S: Stream> fmt::Debug for BlockingIter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.debug("BlockingIter", f)
+    }
+}
+
+impl<S: Stream> fmt::Debug for TryBlockingIter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.debug("TryBlockingIter", f)
+    }
+}
+
+/// The shared machinery of both iterators.
+struct IterCore<S: Stream> {
+    state: State<S>,
+    /// The parker of the thread that last waited, with that thread's id.
+    parker: Option<(std::thread::ThreadId, ThreadParker)>,
+}
+
+enum State<S: Stream> {
+    /// Driven on `lp`, items through a ring; `shared` ends the driver when we drop and tells
+    /// how it ended.
+    Ring {
+        rx: Consumer<'static, S::Item>,
+        shared: Arc<Shared>,
+        lp: Loop,
+    },
+    /// Driven here with `block_on`.
+    Local(S),
+    /// Failed before the first item (the loop refused the driver); reported by `next()`.
+    Failed(SyncAwaitError),
+    /// Ended, normally or after reporting a failure.
+    Done,
+}
+
+impl<S> IterCore<S>
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send + 'static,
+{
+    fn start(stream: S, max_size: usize, what: &str) -> Self {
+        let Some(lp) = Loop::current() else {
+            return Self {
+                state: State::Local(stream),
+                parker: None,
+            };
+        };
+        let (tx, rx) = match ring::try_with_capacity(max_size) {
+            Ok(halves) => halves,
+            Err(e) => panic!("{what}: {e}"),
+        };
+        let shared = Arc::new(Shared::default());
+        let state = match lp.spawn(drive(stream, tx, Arc::clone(&shared))) {
+            Ok(()) => State::Ring { rx, shared, lp },
+            Err(_) => State::Failed(SyncAwaitError::LoopGone),
+        };
+        Self {
+            state,
+            parker: None,
+        }
+    }
+}
+
+/// The task spawned on the loop: moves the stream's items into the ring until the stream
+/// ends, panics, or the iterator goes; records which before it drops `tx` (which closes the
+/// ring). Dropped unfinished (the loop shut down), it records nothing: the iterator then
+/// finds the ring closed with the end still `Running`.
+async fn drive<S>(mut stream: S, mut tx: Producer<'static, S::Item>, shared: Arc<Shared>)
+where
+    S: Stream + Unpin,
+{
+    let end = loop {
+        // Each wait for the stream's next item also watches `stop`: a stream that never
+        // yields again (an idle socket) is dropped as soon as the iterator is.
+        let next = UnlessStopped {
+            stop: &shared,
+            inner: CatchUnwind(NextItem {
+                stream: &mut stream,
+            }),
+        }
+        .await;
+        match next {
+            Some(Ok(Some(item))) => {
+                if tx.send(item).await.is_err() {
+                    break End::Finished; // the iterator was dropped while we waited for room
+                }
+            }
+            Some(Ok(None)) | None => break End::Finished,
+            Some(Err(payload)) => break End::Panicked(payload),
+        }
+    };
+    *shared.end.lock().unwrap_or_else(PoisonError::into_inner) = end;
+    // The ring's close (release) orders the store above before the iterator's read, which
+    // follows its sight of the close (acquire).
+    drop(tx);
+}
+
+/// How the driver ended.
 #[derive(Default)]
-struct Stop {
+enum End {
+    /// Not ended, or dropped unfinished by the loop.
+    #[default]
+    Running,
+    /// The stream ended, or the iterator went.
+    Finished,
+    /// The stream panicked; its payload, taken by the iterator.
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// State shared by the iterator and its driver.
+#[derive(Default)]
+struct Shared {
     stopped: AtomicBool,
     /// The driver's waker, registered before each check of `stopped`.
     waker: Mutex<Option<Waker>>,
+    /// Written by the driver before it closes the ring.
+    end: Mutex<End>,
 }
 
-impl Stop {
+impl Shared {
+    /// Tells the driver that the iterator is gone.
     fn stop(&self) {
         // No wake-up is lost whatever the orderings: the waker passes through the mutex,
         // whose lock/unlock orders this store before a later registration's re-check (and the
@@ -363,11 +535,99 @@ impl Stop {
             waker.wake();
         }
     }
+
+    /// Why the ring closed: `None` for a normal end, the failure otherwise.
+    fn failure(&self) -> Option<SyncAwaitError> {
+        let end = core::mem::take(&mut *self.end.lock().unwrap_or_else(PoisonError::into_inner));
+        match end {
+            End::Finished => None,
+            End::Panicked(payload) => Some(SyncAwaitError::Panicked(payload)),
+            End::Running => Some(SyncAwaitError::LoopGone),
+        }
+    }
+}
+
+impl<S: Stream + Unpin> IterCore<S> {
+    /// The next item or failure; `None` (for good) after the end or a failure.
+    fn next(&mut self) -> Option<Result<S::Item, SyncAwaitError>> {
+        let failure = match &mut self.state {
+            State::Done => return None,
+            State::Failed(_) => match core::mem::replace(&mut self.state, State::Done) {
+                State::Failed(err) => Some(err),
+                _ => unreachable!("matched `Failed` above"),
+            },
+            State::Local(stream) => match next_here(stream) {
+                Ok(Some(item)) => return Some(Ok(item)),
+                Ok(None) => None,
+                Err(err) => Some(err),
+            },
+            State::Ring { rx, shared, lp } => match rx.pop() {
+                Ok(item) => return Some(Ok(item)),
+                Err(PopError::Closed) => shared.failure(),
+                Err(PopError::Empty) => match check_may_block(Some(lp)) {
+                    Err(refused) => Some(refused.into()),
+                    Ok(()) => {
+                        // The parker belongs to the thread that first waits; an iterator
+                        // moved to another thread gets a new one.
+                        let me = std::thread::current().id();
+                        let parker = match &self.parker {
+                            Some((id, p)) if *id == me => p,
+                            _ => &self.parker.insert((me, ThreadParker::new())).1,
+                        };
+                        match rx.pop_blocking(parker, 0) {
+                            Some(item) => return Some(Ok(item)),
+                            None => shared.failure(),
+                        }
+                    }
+                },
+            },
+        };
+        self.finish();
+        failure.map(Err)
+    }
+
+    /// Ends the iterator: a driver still running is told to stop.
+    fn finish(&mut self) {
+        if let State::Ring { shared, .. } = core::mem::replace(&mut self.state, State::Done) {
+            shared.stop();
+        }
+    }
+}
+
+impl<S: Stream> IterCore<S> {
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.state {
+            State::Ring { .. } => "loop",
+            State::Local(_) => "block_on",
+            State::Failed(_) => "failed",
+            State::Done => "done",
+        };
+        f.debug_struct(name).field("driven_by", &mode).finish()
+    }
+}
+
+impl<S: Stream> Drop for IterCore<S> {
+    fn drop(&mut self) {
+        if let State::Ring { shared, .. } = &self.state {
+            shared.stop();
+        }
+    }
+}
+
+/// One item of a stream driven on this thread (no loop): `block_on`, refused if the stream is
+/// pending and this thread drives a loop; a panic of the stream comes back as `Panicked`.
+fn next_here<S: Stream + Unpin>(stream: &mut S) -> Result<Option<S::Item>, SyncAwaitError> {
+    let next = CatchUnwind(NextItem { stream });
+    match block_on_checked(next, || check_may_block(None)) {
+        Ok(Ok(item)) => Ok(item),
+        Ok(Err(payload)) => Err(SyncAwaitError::Panicked(payload)),
+        Err(refused) => Err(refused.into()),
+    }
 }
 
 /// Polls `inner` until it is ready, or resolves to `None` once `stop` is set.
 struct UnlessStopped<'a, F> {
-    stop: &'a Stop,
+    stop: &'a Shared,
     inner: F,
 }
 
@@ -396,6 +656,21 @@ impl<F: Future + Unpin> Future for UnlessStopped<'_, F> {
     }
 }
 
+/// Polls `inner`, turning a panic of its poll into `Err(payload)`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.get_mut().0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
 /// `StreamExt::next` without depending on `futures`.
 struct NextItem<'a, S> {
     stream: &'a mut S,
@@ -405,58 +680,5 @@ impl<S: Stream + Unpin> Future for NextItem<'_, S> {
     type Output = Option<S::Item>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.get_mut().stream).poll_next(cx)
-    }
-}
-
-/// Iterator of [`blocking_iter`].
-pub struct BlockingIter<S: Stream> {
-    inner: Inner<S>,
-    /// The parker of the thread that last waited, with that thread's id.
-    parker: Option<(std::thread::ThreadId, ThreadParker)>,
-}
-
-enum Inner<S: Stream> {
-    /// Driven on a loop, items through a ring; `Stop` ends the driver when we drop.
-    Ring(Consumer<'static, S::Item>, Arc<Stop>),
-    /// Driven here with `block_on`.
-    Local(S),
-}
-
-impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
-    type Item = S::Item;
-    fn next(&mut self) -> Option<S::Item> {
-        match &mut self.inner {
-            Inner::Local(stream) => crate::block_on(NextItem { stream }),
-            Inner::Ring(rx, _) => {
-                // The parker belongs to the thread that first waits; an iterator moved to
-                // another thread gets a new one.
-                let me = std::thread::current().id();
-                let parker = match &self.parker {
-                    Some((id, p)) if *id == me => p,
-                    _ => &self.parker.insert((me, ThreadParker::new())).1,
-                };
-                rx.pop_blocking(parker, 0)
-            }
-        }
-    }
-}
-
-impl<S: Stream> Drop for BlockingIter<S> {
-    fn drop(&mut self) {
-        if let Inner::Ring(_, stop) = &self.inner {
-            stop.stop();
-        }
-    }
-}
-
-impl<S: Stream> fmt::Debug for BlockingIter<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.inner {
-            Inner::Ring(..) => "loop",
-            Inner::Local(_) => "block_on",
-        };
-        f.debug_struct("BlockingIter")
-            .field("driven_by", &mode)
-            .finish()
     }
 }

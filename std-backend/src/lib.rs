@@ -144,7 +144,8 @@ mod task;
 pub use call::{threaded, threaded_separate, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
 pub use channel::{
-    blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get, ThreadSender,
+    blocking_iter, try_blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get,
+    ThreadSender, TryBlockingIter,
 };
 pub use iterable::{
     default_max_size, threaded_iterable, threaded_iterable_separate, Close, IterCall, IterFn,

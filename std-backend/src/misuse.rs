@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`Loop::try_sync_await`] (and `sync_await`, `wait_coroutine`, `sync_wait_coroutine`, `Loop::sync_await` through it) | the given / current loop | [`check_may_block`]`(Some(&lp))` |
 //! | `sync_await` with no loop known (falls back to `block_on`) | a future run on this thread | [`check_may_block`]`(None)` when the first poll is pending |
+//! | `blocking_iter`'s `next()` | the loop driving the stream (or this thread, with no loop) | [`check_may_block`] when the ring is empty |
 //! | `ThreadSender::put` on a full channel | the task polling the receiver | [`ReceiverSeat::check_may_block`] |
 //!
 //! A refusal is [`WouldDeadlock`]; the panicking forms panic with [`REASON`], the same text
