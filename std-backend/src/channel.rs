@@ -211,9 +211,8 @@ impl<T> ThreadSender<T> {
     /// leaves while this call waits.
     ///
     /// # Panics
-    /// With the [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock)
-    /// reason, at once, if the channel is full and the receiver last waited on this thread
-    /// (see above); `item` is dropped.
+    /// With the [`SyncAwaitError::WouldDeadlock`] reason, at once, if the channel is full and
+    /// the receiver last waited on this thread (see above); `item` is dropped.
     ///
     /// # Examples
     /// On the thread that runs the receiver's task, a full channel is refused, not hung:
@@ -316,7 +315,7 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// assert_eq!(aiothreads::block_on(handle), 6);
 /// ```
 ///
-/// [`block_on`]: crate::block_on
+/// [`block_on`]: crate::block_on()
 pub fn blocking_iter<S>(stream: S, max_size: usize) -> BlockingIter<S>
 where
     S: Stream + Send + Unpin + 'static,

@@ -105,8 +105,13 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 /// # Misuse detection
 /// Blocking a thread that drives the loop you wait on can hang forever (a current-thread
 /// runtime can't run the future while its only thread is blocked). [`Loop::drives_current_thread`]
-/// tells whether the calling thread is such a thread, and `sync_await` refuses with
-/// [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) instead of hanging:
+/// tells whether the calling thread is such a thread, and every blocking entry point asks it
+/// before it parks — the `sync_await` family, [`blocking_iter`](crate::blocking_iter)'s
+/// `next()` (when no item is ready) — and refuses with
+/// [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) instead of hanging
+/// (the panicking forms panic with its text, the same everywhere).
+/// [`ThreadSender::put`](crate::ThreadSender::put) asks the channel instead: it refuses to
+/// block the thread its receiver waits on. What a loop's threads are:
 /// - **tokio**: detected without setup. The thread must have the runtime's context (same
 ///   runtime id) *and* be running its scheduler: the thread inside `Runtime::block_on` of a
 ///   current-thread runtime, or a worker of a multi-thread runtime (blocking one of those is
@@ -116,7 +121,8 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 /// - **other executors** ([`Loop::from_spawner`], [`LoopHandle`]): a handle may answer itself
 ///   ([`LoopHandle::drives_current_thread`]); otherwise the threads that run the executor
 ///   must say so with [`Loop::enter_driver`]. Without that mark a misuse on such a thread
-///   is not detected and blocks.
+///   is not detected and blocks: [`Loop::enter`] alone (no mark) on an executor's own thread
+///   still lets `sync_await` hang there, since nothing else tells that thread apart.
 ///
 /// Not detected by anything: waiting on a loop that nobody drives (a current-thread runtime
 /// whose `block_on` has returned but which is not dropped yet, an executor whose `run` nobody

@@ -191,8 +191,6 @@ fn unwrap_or_raise<T>(result: Result<T, SyncAwaitError>) -> T {
 ///   finished.
 /// - A panic of the future is re-raised here (its original payload).
 ///
-/// [`block_on`]: crate::block_on
-///
 /// # Examples
 /// ```
 /// # #[cfg(feature = "tokio")] {
