@@ -490,9 +490,12 @@ impl From<tokio::runtime::Handle> for Loop {
 /// (for any loop), or (feature `tokio`) it runs the scheduler of the tokio runtime whose
 /// context it is in. Used by the misuse check of waits that run on this thread.
 pub(crate) fn drives_some_loop() -> bool {
-    if DRIVING.try_with(|d| d.get() != 0).unwrap_or(false) {
-        return true;
-    }
+    DRIVING.try_with(|d| d.get() != 0).unwrap_or(false) || runs_tokio_scheduler()
+}
+
+/// Whether the current thread runs the scheduler of the tokio runtime whose context it is in
+/// (always `false` without the `tokio` feature).
+pub(crate) fn runs_tokio_scheduler() -> bool {
     #[cfg(feature = "tokio")]
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         return tokio_probe::drives_current_thread(&handle);

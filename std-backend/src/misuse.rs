@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`Loop::try_sync_await`] (and `sync_await`, `wait_coroutine`, `sync_wait_coroutine`, `Loop::sync_await` through it) | the given / current loop | [`check_may_block`]`(Some(&lp))` |
 //! | `sync_await` with no loop known (falls back to `block_on`) | a future run on this thread | [`check_may_block`]`(None)` when the first poll is pending |
+//! | the public `block_on` | a future run on this thread | [`check_block_on`] when the first poll is pending |
 //! | `blocking_iter`'s `next()` | the loop driving the stream (or this thread, with no loop) | [`check_may_block`] when the ring is empty |
 //! | `ThreadSender::put` on a full channel | the task polling the receiver | [`ReceiverSeat::check_may_block`] |
 //!
@@ -70,6 +71,20 @@ pub(crate) fn check_may_block(lp: Option<&Loop>) -> Result<(), WouldDeadlock> {
         None => loop_handle::drives_some_loop(),
     };
     if drives {
+        Err(WouldDeadlock)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the public `block_on` may park this thread: refused on a thread that runs a tokio
+/// runtime's scheduler (where tokio's own `block_on` refuses too). Threads marked with
+/// `enter_driver` are not refused: `block_on` may be what drives their executor.
+///
+/// # Errors
+/// [`WouldDeadlock`] on a tokio scheduler thread.
+pub(crate) fn check_block_on() -> Result<(), WouldDeadlock> {
+    if loop_handle::runs_tokio_scheduler() {
         Err(WouldDeadlock)
     } else {
         Ok(())

@@ -345,6 +345,37 @@ fn no_loop_waits_on_a_driver_thread_are_refused_only_when_pending() {
     });
 }
 
+#[test]
+fn block_on_on_a_tokio_scheduler_thread_is_refused_when_it_would_wait() {
+    bounded("block_on on a tokio thread", || {
+        current_thread_rt().block_on(async {
+            assert_eq!(
+                aiothreads::block_on(async { 5 }),
+                5,
+                "ready at once: not refused"
+            );
+            let timer = || aiothreads::block_on(tokio::time::sleep(Duration::from_millis(1)));
+            assert_eq!(panic_of(timer), would_deadlock());
+            // The runtime still works.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        });
+        let rt = multi_thread_rt(1);
+        let msg = rt.block_on(async {
+            tokio::spawn(async { panic_of(|| aiothreads::block_on(tokio::spawn(async { 1 }))) })
+                .await
+                .unwrap()
+        });
+        assert_eq!(msg, would_deadlock());
+        // A blocking thread of the same runtime may wait for its tasks.
+        let out = rt.block_on(async {
+            tokio::task::spawn_blocking(|| aiothreads::block_on(tokio::spawn(async { 2 })))
+                .await
+                .unwrap()
+        });
+        assert_eq!(out.unwrap(), 2);
+    });
+}
+
 /// Everything a thread that may block does: wait for the loop in each way.
 fn block_in_every_way() -> (u32, u32, u32, Vec<u32>) {
     let lp = Loop::current().expect("a loop is known here");
