@@ -6,6 +6,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::pin::pin;
 
+use crate::misuse::{check_block_on, WouldDeadlock};
 use crate::parker::ThreadParker;
 
 /// A thread's parker and the waker made from it, cached so that a `block_on` allocates
@@ -97,6 +98,16 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// same holds for calling `block_on` on a thread that drives an executor: that executor's
 /// other tasks do not run meanwhile.
 ///
+/// # Panics
+/// With the [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) reason
+/// (the message of every refused blocking call) if the future is pending at its first poll
+/// and this thread runs a tokio runtime's scheduler (feature `tokio`: inside tokio's
+/// `block_on` of a current-thread runtime, or in a task on a runtime worker), as tokio's own
+/// `block_on` refuses there: the runtime's timers, I/O and tasks could not advance while this
+/// thread waits. A future ready at once is not checked; tokio's `spawn_blocking` threads and
+/// workers inside `block_in_place` are allowed. Other executors' threads are not checked
+/// (`block_on` may itself be the thread's executor). A panic of the future propagates.
+///
 /// # Examples
 /// ```
 /// let answer = aiothreads::block_on(async { 6 * 7 });
@@ -107,13 +118,34 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// std::thread::spawn(move || tx.send("from a thread").unwrap());
 /// assert_eq!(aiothreads::block_on(rx), Ok("from a thread"));
 /// ```
+#[track_caller]
 pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
-    let mut future = pin!(future.into_future());
+    match block_on_checked(future.into_future(), check_block_on) {
+        Ok(output) => output,
+        Err(refused) => refused.raise(),
+    }
+}
+
+/// [`block_on`] for the blocking entry points that may be misused: polls `future` once, and
+/// if it is pending asks `may_block` before the thread parks for the first time. A future
+/// that is ready at once never pays for the check.
+///
+/// # Errors
+/// What `may_block` returns, with the future dropped unfinished.
+pub(crate) fn block_on_checked<F: Future>(
+    future: F,
+    may_block: impl FnOnce() -> Result<(), WouldDeadlock>,
+) -> Result<F::Output, WouldDeadlock> {
+    let mut future = pin!(future);
+    let mut may_block = Some(may_block);
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
+                return Ok(output);
+            }
+            if let Some(check) = may_block.take() {
+                check()?;
             }
             parker.park_after_spin(SPIN);
         }

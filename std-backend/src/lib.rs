@@ -84,7 +84,9 @@
 //!
 //! Misuse is an error, never a hang: on a thread that drives the target loop, `sync_await`
 //! fails at once with [`SyncAwaitError::WouldDeadlock`]; a loop that shuts down while a thread
-//! waits gives it [`SyncAwaitError::LoopGone`].
+//! waits gives it [`SyncAwaitError::LoopGone`]. The other blocking entry points share the
+//! check and its message: [`blocking_iter`] on the loop's thread, and
+//! [`ThreadSender::put`] on a full channel from the thread its receiver waits on.
 //!
 //! [`block_on`] is a minimal executor for the current thread (no allocation per call after the
 //! first on a thread, none per poll) — with no reactor: futures needing tokio's timers or I/O
@@ -106,7 +108,9 @@
 //! the ring is full; dropping the stream stops the iterator and drops it on its thread;
 //! [`IterCall::close`] resolves once that happened; `.sync_call()` gives the plain iterator.
 //! The channel underneath is public as [`FromThreadChannel`], and [`blocking_iter`] goes the
-//! other way: an async `Stream` consumed as a blocking `Iterator` from a thread.
+//! other way: an async `Stream` consumed as a blocking `Iterator` from a thread (a panic of the
+//! stream is re-raised in the iterating thread; [`try_blocking_iter`] yields failures as an
+//! `Err` item instead).
 //!
 //! ## Features
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
@@ -120,6 +124,7 @@ pub use aiothreads_core as core;
 mod block_on;
 mod context;
 mod loop_handle;
+mod misuse;
 mod parker;
 mod sync_await;
 #[cfg(feature = "tracing")]
@@ -145,7 +150,8 @@ mod task;
 pub use call::{threaded, threaded_separate, BlockingFn, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
 pub use channel::{
-    blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get, ThreadSender,
+    blocking_iter, try_blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get,
+    ThreadSender, TryBlockingIter,
 };
 pub use iterable::{
     default_max_size, threaded_iterable, threaded_iterable_separate, Close, IterCall, IterFn,
