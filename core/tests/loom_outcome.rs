@@ -37,7 +37,9 @@ struct Job {
 impl Job {
     /// Sends the outcome, then closes the ring: the order the protocol rests on.
     fn finish(&self, ending: Ending, tx: Producer<'static, u32>) {
-        self.outcome.send(ending).expect("the outcome is written once");
+        self.outcome
+            .send(ending)
+            .expect("the outcome is written once");
         drop(tx);
     }
 

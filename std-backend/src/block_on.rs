@@ -46,10 +46,11 @@ impl Drop for Release<'_> {
     }
 }
 
-/// How long a blocked `block_on` (or a worker in `sync_await`) spins on its wake-up flag
-/// before it parks the thread. A wake-up that arrives within this window costs no futex
-/// wait/wake pair; an idle wait burns at most this much CPU.
-pub(crate) const SPIN: Duration = Duration::from_micros(20);
+/// How long a blocked `block_on` (or a thread in `sync_await`) spins on its wake-up flag
+/// before it parks the thread: the crate's one spin budget (`backoff.rs`). A wake-up that
+/// arrives within this window costs no futex wait/wake pair; an idle wait burns at most this
+/// much CPU.
+pub(crate) const SPIN: Duration = crate::backoff::DEFAULT_SPIN;
 
 /// Runs `f` with the thread's cached parker and its waker (or fresh ones if the cache is in
 /// use by an enclosing wait, or the thread's locals are being destroyed).

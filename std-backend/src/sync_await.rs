@@ -30,16 +30,15 @@
 //!
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot; the waiting thread spins up to 15 µs on the slot before it parks (see
-//! `SYNC_AWAIT_SPIN`). A hop to a tokio runtime and back measured 2.6 µs here, against 14 µs
-//! for `Handle::spawn` + waiting on its `JoinHandle` from a thread.
+//! oneshot slot; the waiting thread spins on the slot for the crate's one spin budget
+//! (`backoff.rs`, 20 µs) before it parks. PERFORMANCE.md has the measured hop against
+//! tokio's `Handle::spawn` + waiting on its `JoinHandle` from a thread, per CPU.
 
 use core::any::Any;
 use core::future::{poll_fn, Future};
 use core::panic::AssertUnwindSafe;
 use core::pin::{pin, Pin};
 use core::task::{Context, Poll};
-use core::time::Duration;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind};
 
@@ -51,16 +50,6 @@ use crate::block_on::{block_on_checked, with_parker};
 use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
 use crate::misuse::{self, check_may_block};
-
-/// How long a thread waiting in `sync_await` spins before it parks: 15 µs, about one
-/// park/unpark round trip (13.7 µs measured here), so a spin that does not pay off costs at
-/// most what the park would have. Measured with `make bench BENCH=sync_await` on the quiet
-/// 2-core machine: parking at once gave 13.2 µs per hop (1.02× tokio's spawn + `JoinHandle`);
-/// a 15 µs spin gave 2.6 µs (0.18×), because the awaiting thread is awake when the result lands
-/// and a busy runtime thread has not parked yet; 30 µs gave 4.2 µs. On a machine loaded far
-/// beyond its cores the spinner competes with the runtime thread (an earlier measurement at
-/// load 4–5 on 2 cores found a 50 µs spin 1.5–2× slower), which the 15 µs bound keeps small.
-const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(15);
 
 /// Why a [`try_sync_await`] gave no output, or why a
 /// [`try_blocking_iter`](crate::try_blocking_iter) ended early.
@@ -381,7 +370,7 @@ impl Loop {
                 if let Poll::Ready(result) = Pin::new(&mut rx).poll(&mut cx) {
                     return result;
                 }
-                parker.park_after_spin(SYNC_AWAIT_SPIN);
+                parker.park_after_spin(crate::block_on::SPIN);
             }
         });
         match result {
