@@ -70,6 +70,7 @@ use futures_core::Stream;
 
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
+use crate::coop;
 use crate::parker::ThreadParker;
 use crate::pool::{Pool, Reserve};
 use crate::separate::{run_on_new_thread, ThreadSpec};
@@ -574,8 +575,9 @@ impl<F: IterFn> IterCall<F> {
 
     /// The shared `poll_next`, failures as `Err`.
     ///
-    /// Cost per item: one ring pop when an item is there; otherwise one waker registration
-    /// (and a wake-up of this task by the producer's next push). No spinning.
+    /// Cost per item: one ring pop when an item is there, plus the cooperative budget's
+    /// thread-local counter; otherwise one waker registration (and a wake-up of this task by
+    /// the producer's next push). No spinning.
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
         if self.poll_start(cx).is_pending() {
             return Poll::Pending;
@@ -583,10 +585,20 @@ impl<F: IterFn> IterCall<F> {
         let State::Running(running) = &mut self.state else {
             return Poll::Ready(None);
         };
+        // A consumer that always finds an item still yields now and then (`coop.rs`).
+        let Poll::Ready(unit) = coop::poll_proceed(cx) else {
+            return Poll::Pending;
+        };
         match running.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => return Poll::Ready(Some(Ok(item))),
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => {}
+            Poll::Ready(Some(item)) => {
+                unit.made_progress();
+                return Poll::Ready(Some(Ok(item)));
+            }
+            Poll::Pending => {
+                coop::refill();
+                return Poll::Pending;
+            }
+            Poll::Ready(None) => unit.made_progress(),
         }
         // The ring is closed and drained: the outcome was written before it closed.
         let outcome = match running.job.outcome.poll_recv(cx) {

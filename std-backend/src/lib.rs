@@ -142,6 +142,7 @@ mod backoff;
 mod call;
 mod cancel;
 mod channel;
+mod coop;
 mod iterable;
 mod pool;
 mod separate;

@@ -25,6 +25,7 @@ use aiothreads_core::take::TakeCell;
 
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
+use crate::coop;
 
 /// Why a job gave no result.
 ///
@@ -371,19 +372,27 @@ impl<R: Send + 'static> JoinHandle<R> {
     }
 
     /// Polls the result slot (cost: one atomic load when the value is there; otherwise one
-    /// waker registration).
+    /// waker registration), spending a unit of the executor's cooperative budget (`coop.rs`):
+    /// a loop of calls that all complete at once still yields now and then.
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<R>> {
         let Some(task) = self.task.as_ref() else {
             panic!("JoinHandle polled after it completed");
         };
+        let Poll::Ready(unit) = coop::poll_proceed(cx) else {
+            return Poll::Pending;
+        };
         let out = match task.slot().poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                coop::refill();
+                return Poll::Pending;
+            }
             Poll::Ready(Ok(outcome)) => outcome,
             Poll::Ready(Err(RecvError::SenderGone)) => Err(JoinError::Cancelled),
             Poll::Ready(Err(RecvError::AlreadyTaken | RecvError::Closed)) => {
                 panic!("JoinHandle polled after it completed")
             }
         };
+        unit.made_progress();
         self.task = None;
         Poll::Ready(out)
     }
