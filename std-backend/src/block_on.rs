@@ -3,7 +3,6 @@
 use core::cell::Cell;
 use core::future::{Future, IntoFuture};
 use core::task::{Context, Poll, Waker};
-use core::time::Duration;
 use std::pin::pin;
 
 use crate::misuse::{check_block_on, WouldDeadlock};
@@ -46,12 +45,6 @@ impl Drop for Release<'_> {
     }
 }
 
-/// How long a blocked `block_on` (or a thread in `sync_await`) spins on its wake-up flag
-/// before it parks the thread: the crate's one spin budget (`backoff.rs`). A wake-up that
-/// arrives within this window costs no futex wait/wake pair; an idle wait burns at most this
-/// much CPU.
-pub(crate) const SPIN: Duration = crate::backoff::DEFAULT_SPIN;
-
 /// Runs `f` with the thread's cached parker and its waker (or fresh ones if the cache is in
 /// use by an enclosing wait, or the thread's locals are being destroyed).
 ///
@@ -80,7 +73,8 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// Blocks the current thread until `future` completes, and returns its output.
 ///
 /// A minimal executor: the future is pinned on this stack frame and polled on this thread;
-/// while it is pending, the thread spins briefly on its wake-up flag (up to ~20 µs) and then
+/// while it is pending, the thread spins briefly on its wake-up flag (about one measured
+/// sleep/wake cycle of this machine, see [`Builder::spin`](crate::Builder::spin)) and then
 /// parks until the future's waker is woken. The waker is made once per thread and cached, so a
 /// `block_on` allocates nothing after the first one on a thread, and nothing per poll.
 ///
@@ -148,7 +142,7 @@ pub(crate) fn block_on_checked<F: Future>(
             if let Some(check) = may_block.take() {
                 check()?;
             }
-            parker.park_after_spin(SPIN);
+            parker.park_after_spin(crate::backoff::spin_budget());
         }
     })
 }
@@ -156,6 +150,7 @@ pub(crate) fn block_on_checked<F: Future>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::time::Duration;
 
     #[test]
     fn nested_block_on_keeps_outer_wakeups() {

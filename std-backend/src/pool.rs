@@ -6,8 +6,9 @@
 //! in smol's `blocking` and tokio's blocking pool, plus two atomics read without the lock:
 //! `queued` (a mirror of the queue length) and `spinning`.
 //!
-//! - **Workers spin before they park**, for [`Builder::spin`] (default 20 µs, the crate's one
-//!   spin policy: see `backoff.rs`), watching `queued`, and only then park on the `Condvar`.
+//! - **Workers spin before they park**, for [`Builder::spin`] (default: about one measured
+//!   sleep/wake cycle of this machine; the crate's one spin policy, see `backoff.rs`),
+//!   watching `queued`, and only then park on the `Condvar`.
 //!   Back-to-back calls therefore rarely pay for a futex wake-up on the worker side. At most
 //!   as many workers as there are CPUs spin at once, and an idle pool burns no CPU once the
 //!   spin has run out.
@@ -65,7 +66,8 @@ struct Config {
     stack_size: Option<usize>,
     keep_alive: Duration,
     max_queued: Option<usize>,
-    spin: Duration,
+    /// `None`: the measured budget of `backoff`.
+    spin: Option<Duration>,
     max_spinners: usize,
 }
 
@@ -354,13 +356,22 @@ impl Shared {
         self.exit_cv.notify_all();
     }
 
-    /// Spins up to `config.spin` while the queue is empty; returns early on work or shutdown.
+    /// Spins up to the pool's budget while the queue is empty; returns early on work or
+    /// shutdown. The first idle worker of the process measures the machine's wake-up cost
+    /// (`backoff::calibrate`, once) — it has nothing else to do.
     fn spin_for_work(&self) {
-        if self.config.spin.is_zero() {
+        let budget = match self.config.spin {
+            Some(budget) => budget,
+            None => {
+                backoff::calibrate();
+                backoff::spin_budget()
+            }
+        };
+        if budget.is_zero() {
             return;
         }
         if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
-            backoff::spin_until(self.config.spin, || {
+            backoff::spin_until(budget, || {
                 self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed)
             });
         }
@@ -847,7 +858,8 @@ impl Default for Builder {
 impl Builder {
     /// The defaults: `max_threads` from [`AIOTHREADS_MAX_THREADS`](MAX_THREADS_ENV) or
     /// min(32, cpus + 4), thread names `aiothreads-N`, the platform's default stack size,
-    /// a keep-alive of 10 s, an unbounded queue and 20 µs of worker spin.
+    /// a keep-alive of 10 s, an unbounded queue, and a worker spin of about one wake-up cycle
+    /// of this machine (measured once per process, 5–100 µs; 20 µs until measured).
     ///
     /// # Examples
     /// ```
@@ -862,7 +874,7 @@ impl Builder {
                 stack_size: None,
                 keep_alive: Duration::from_secs(10),
                 max_queued: None,
-                spin: backoff::DEFAULT_SPIN,
+                spin: None,
                 max_spinners: cpus(),
             },
         }
@@ -968,9 +980,11 @@ impl Builder {
         self
     }
 
-    /// How long a worker that ran out of work spins before it parks (default 20 µs; zero
-    /// parks at once). Spinning lets back-to-back calls skip the futex wake-up of a parked
-    /// worker; it is bounded, so an idle pool burns no CPU.
+    /// How long a worker that ran out of work spins before it parks (zero parks at once). The
+    /// default is about one sleep/wake cycle of this machine, measured once per process
+    /// (5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
+    /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
+    /// CPU. This is the crate's one spin knob.
     ///
     /// # Examples
     /// ```
@@ -978,7 +992,7 @@ impl Builder {
     /// # drop(pool);
     /// ```
     pub fn spin(mut self, spin: Duration) -> Self {
-        self.config.spin = spin;
+        self.config.spin = Some(spin);
         self
     }
 

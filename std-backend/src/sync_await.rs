@@ -31,7 +31,7 @@
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
 //! oneshot slot; the waiting thread spins on the slot for the crate's one spin budget
-//! (`backoff.rs`, 20 µs) before it parks. PERFORMANCE.md has the measured hop against
+//! (`backoff.rs`: about one measured wake-up cycle of this machine) before it parks. PERFORMANCE.md has the measured hop against
 //! tokio's `Handle::spawn` + waiting on its `JoinHandle` from a thread, per CPU.
 
 use core::any::Any;
@@ -370,7 +370,7 @@ impl Loop {
                 if let Poll::Ready(result) = Pin::new(&mut rx).poll(&mut cx) {
                     return result;
                 }
-                parker.park_after_spin(crate::block_on::SPIN);
+                parker.park_after_spin(crate::backoff::spin_budget());
             }
         });
         match result {
