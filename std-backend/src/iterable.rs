@@ -5,9 +5,14 @@
 //! async side through the core's bounded SPSC ring:
 //!
 //! - **Backpressure.** At most `max_size` items exist between the iterator and the consumer:
-//!   the producer waits for room *before* it calls `next()` again, parking its thread while
-//!   the ring is full; it is woken when the consumer has freed half of it (the ring's lazy
-//!   checkpoint), never polled.
+//!   the producer waits for room *before* it calls `next()` again. A **pool** producer gives
+//!   its worker back while the ring is full and is resubmitted to the pool when the consumer
+//!   has freed half of it (the ring's lazy checkpoint), so a stream costs a worker only while
+//!   `next()` runs or the ring has room: many more streams than pool threads can be open and
+//!   backpressured at once (`pool_stream.rs`). A producer on a dedicated thread parks that
+//!   thread instead. Nothing is polled.
+//! - **Fairness.** A pool producer that never fills its ring offers its worker back after a
+//!   ring's worth of items when other jobs are queued.
 //! - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring: a
 //!   producer not started yet is withdrawn (nothing runs), a producer parked on a full ring is
 //!   woken at once, a producer inside `next()` stops before the next one; the iterator is
@@ -72,7 +77,8 @@ use crate::cancel::{self, Cancel};
 use crate::context::Captured;
 use crate::coop;
 use crate::parker::ThreadParker;
-use crate::pool::{Pool, Reserve};
+use crate::pool::{Pool, Reserve, Shared};
+use crate::pool_stream::PoolStreamJob;
 use crate::separate::{run_on_new_thread, ThreadSpec};
 use crate::task::{drop_quietly, job_addr, JoinError, QueueLink, Runnable};
 
@@ -129,8 +135,13 @@ fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
 /// A function that makes an iterator: what an iterable call runs on its thread.
 ///
 /// Implemented for every `FnOnce() -> impl IntoIterator` that is `Send + 'static` with `Send`
-/// items. The iterator itself need not be `Send`: it is created, used and dropped on the
-/// producer thread.
+/// items.
+///
+/// A **pool** stream ([`IterCall::new`], [`IterCall::on`], [`ThreadedIterable::call`],
+/// `threaded_iterable!`) also needs a `Send` iterator: its producer gives its worker back
+/// while the ring is full and may resume on another worker. A stream on a **dedicated thread**
+/// ([`IterCall::new_separate`], `threaded_iterable_separate!`) does not: its iterator is
+/// created, used and dropped on that one thread.
 pub trait IterFn: Send + 'static {
     /// The items.
     type Item: Send + 'static;
@@ -187,8 +198,11 @@ impl Target {
 ///
 /// - **Backpressure.** At most `max_size` items (default [`default_max_size`]: 1024 or
 ///   `THREADED_ITERABLE_DEFAULT_MAX_SIZE`) exist between the iterator and the consumer: the
-///   producer waits for room before it calls `next()` again, parking its thread while the
-///   ring is full, and is woken when the consumer has freed half of it, never polled.
+///   producer waits for room before it calls `next()` again. On a pool it gives its worker
+///   back while the ring is full and is resubmitted when the consumer has freed half of it:
+///   a stream costs a worker only while `next()` runs or the ring has room (the synchronous
+///   `next()` itself can still block its worker: that is your code). On a dedicated thread it
+///   parks that thread.
 /// - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring: a
 ///   producer not started yet is withdrawn (nothing runs), a producer parked on a full ring is
 ///   woken at once, a producer inside `next()` stops before the next one; the iterator is
@@ -219,6 +233,45 @@ pub struct IterCall<F: IterFn> {
     started: bool,
     max_size: Option<usize>,
     target: Target,
+    /// How to start a producer that suspends on a full ring (`pool_stream.rs`): set where the
+    /// iterator is known to be `Send` (it moves between workers). Without it a pool stream's
+    /// producer parks its worker instead.
+    pool_start: Option<PoolStart<F>>,
+}
+
+/// Makes a suspending pool producer: the consumer's view of it, and the job to submit.
+type PoolStart<F> = fn(
+    F,
+    Producer<'static, <F as IterFn>::Item>,
+    QueueLink,
+    Arc<Shared>,
+    usize,
+) -> (Arc<dyn StreamEnd>, Arc<dyn Runnable>);
+
+/// A [`PoolStart`].
+fn start_pool<F>(
+    f: F,
+    tx: Producer<'static, F::Item>,
+    link: QueueLink,
+    pool: Arc<Shared>,
+    batch: usize,
+) -> (Arc<dyn StreamEnd>, Arc<dyn Runnable>)
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    let job = PoolStreamJob::new(f, tx, link, pool, batch);
+    (job.clone(), job)
+}
+
+/// A stream's producer as its consumer sees it: the one place where the stream's end is
+/// written, and a way to withdraw it.
+pub(crate) trait StreamEnd: Send + Sync {
+    /// The producer's outcome, written before the ring closes.
+    fn outcome(&self) -> &Slot<Result<(), JoinError>>;
+    /// The consumer left: a producer that never ran is withdrawn (nothing runs); a running
+    /// or suspended one stops and drops its iterator on its thread.
+    fn withdraw(&self);
 }
 
 enum State<F: IterFn> {
@@ -235,7 +288,7 @@ enum State<F: IterFn> {
 /// The consumer side of a running stream.
 struct Running<F: IterFn> {
     rx: Consumer<'static, F::Item>,
-    job: Arc<StreamJob<F>>,
+    job: Arc<dyn StreamEnd>,
 }
 
 /// The producer's side of a stream, in one allocation shared with the consumer: the job a
@@ -265,10 +318,16 @@ impl<F: IterFn> StreamJob<F> {
         let _ = panic::catch_unwind(AssertUnwindSafe(|| self.outcome.send(outcome)));
         drop(tx);
     }
+}
 
-    /// The consumer left: a producer not started yet is withdrawn (nothing runs; its
-    /// function is dropped here and the outcome says `Cancelled`); a running one stops at its
-    /// next step and drops the iterator on its thread.
+impl<F: IterFn> StreamEnd for StreamJob<F> {
+    fn outcome(&self) -> &Slot<Result<(), JoinError>> {
+        &self.outcome
+    }
+
+    /// A producer not started yet is withdrawn (nothing runs; its function is dropped here
+    /// and the outcome says `Cancelled`); a running one stops at its next step and drops the
+    /// iterator on its thread.
     fn withdraw(&self) {
         // Relaxed: only a hint for `is_cancelled()`; the ring's close is what stops a push.
         self.consumer_gone.store(true, Ordering::Relaxed);
@@ -320,12 +379,16 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..3);
     /// assert_eq!(futures::executor::block_on(s.collect::<Vec<_>>()), [0, 1, 2]);
     /// ```
-    pub fn new(f: F) -> Self {
+    pub fn new(f: F) -> Self
+    where
+        F::IntoIter: Send,
+    {
         Self {
             state: State::Idle(f),
             started: false,
             max_size: None,
             target: Target::Pool(None),
+            pool_start: Some(start_pool::<F>),
         }
     }
 
@@ -346,6 +409,7 @@ impl<F: IterFn> IterCall<F> {
             started: false,
             max_size: None,
             target: Target::Separate(ThreadSpec::named(name.into())),
+            pool_start: None,
         }
     }
 
@@ -374,8 +438,12 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..2).on(&pool);
     /// assert_eq!(futures::executor::block_on(s.count()), 2);
     /// ```
-    pub fn on(mut self, pool: &Pool) -> Self {
+    pub fn on(mut self, pool: &Pool) -> Self
+    where
+        F::IntoIter: Send,
+    {
         self.target = Target::Pool(Some(pool.clone()));
+        self.pool_start = Some(start_pool::<F>);
         self
     }
 
@@ -513,13 +581,23 @@ impl<F: IterFn> IterCall<F> {
         Close { call: self }
     }
 
-    /// Makes the ring and the producer job (one allocation each).
-    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
-        let capacity = self.max_size.unwrap_or_else(default_max_size);
-        let (tx, rx) = match ring::try_with_capacity(capacity) {
+    /// The ring's capacity.
+    fn capacity(&self) -> usize {
+        self.max_size.unwrap_or_else(default_max_size)
+    }
+
+    /// Makes the ring (one allocation).
+    fn make_ring(&self) -> (Producer<'static, F::Item>, Consumer<'static, F::Item>) {
+        match ring::try_with_capacity(self.capacity()) {
             Ok(halves) => halves,
             Err(e) => panic!("threaded iterable: {e}"),
-        };
+        }
+    }
+
+    /// Makes the ring and a producer job that parks its thread on a full ring (one allocation
+    /// each): for separate threads, and for pool streams of non-`Send` iterators.
+    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
+        let (tx, rx) = self.make_ring();
         let job = Arc::new(StreamJob {
             job: TakeCell::new((f, tx, Captured::capture())),
             outcome: Slot::new(),
@@ -565,9 +643,22 @@ impl<F: IterFn> IterCall<F> {
                     else {
                         unreachable!()
                     };
-                    let (job, rx) = self.make_job(f, permit.link());
-                    permit.submit(job.clone());
-                    self.state = State::Running(Running { rx, job });
+                    let running = match self.pool_start {
+                        Some(start) => {
+                            // The producer gives its worker back whenever the ring is full.
+                            let (tx, rx) = self.make_ring();
+                            let (end, job) =
+                                start(f, tx, permit.link(), permit.shared(), self.capacity());
+                            permit.submit(job);
+                            Running { rx, job: end }
+                        }
+                        None => {
+                            let (job, rx) = self.make_job(f, permit.link());
+                            permit.submit(job.clone());
+                            Running { rx, job }
+                        }
+                    };
+                    self.state = State::Running(running);
                 }
             }
         }
@@ -601,7 +692,7 @@ impl<F: IterFn> IterCall<F> {
             Poll::Ready(None) => unit.made_progress(),
         }
         // The ring is closed and drained: the outcome was written before it closed.
-        let outcome = match running.job.outcome.poll_recv(cx) {
+        let outcome = match running.job.outcome().poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(outcome)) => outcome,
             // Unreachable by construction (the slot is written once, read once, here).
@@ -737,7 +828,7 @@ impl<F: IterFn> Future for Close<'_, F> {
         };
         running.rx.close();
         // Items still in the ring are dropped with it; only the producer's outcome matters.
-        let outcome = match running.job.outcome.poll_recv(cx) {
+        let outcome = match running.job.outcome().poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(outcome)) => outcome,
             Poll::Ready(Err(_)) => Ok(()),
@@ -837,6 +928,7 @@ impl<G> ThreadedIterable<G> {
         G: Fn(A) -> I + Clone + Send + Unpin + 'static,
         A: Send + Unpin + 'static,
         I: IntoIterator,
+        I::IntoIter: Send,
         I::Item: Send + 'static,
     {
         let f = self.f.clone();
@@ -845,6 +937,7 @@ impl<G> ThreadedIterable<G> {
             started: false,
             max_size: self.max_size,
             target: self.target.clone(),
+            pool_start: Some(start_pool),
         }
     }
 
@@ -854,6 +947,7 @@ impl<G> ThreadedIterable<G> {
         G: Fn(A) -> I + Clone + Send + Unpin + 'static,
         A: Send + Unpin + 'static,
         I: IntoIterator,
+        I::IntoIter: Send,
         I::Item: Send + 'static,
     {
         self.call(arg)

@@ -145,6 +145,7 @@ mod channel;
 mod coop;
 mod iterable;
 mod pool;
+mod pool_stream;
 mod separate;
 mod task;
 

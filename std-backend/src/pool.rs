@@ -194,6 +194,11 @@ impl Shared {
         }
     }
 
+    /// Whether jobs wait in the queue (a hint: one relaxed load).
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > 0
+    }
+
     /// Makes the task of `f` and queues it; `place`: it holds a place of the gate.
     fn spawn_with_place<F, R>(self: &Arc<Self>, f: F, place: bool) -> JoinHandle<R>
     where
@@ -517,6 +522,11 @@ impl Permit {
     pub(crate) fn submit(mut self, job: Arc<dyn Runnable>) {
         let shared = self.shared.take().expect("a permit is used once");
         shared.submit(job, core::mem::take(&mut self.place));
+    }
+
+    /// The pool this permit queues into.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone().expect("a permit is used once")
     }
 
     /// The link jobs for this permit's pool keep to its queue.
