@@ -8,7 +8,10 @@
 //!
 //! - **Workers spin before they park**, for [`Builder::spin`] (default: about one measured
 //!   sleep/wake cycle of this machine; the crate's one spin policy, see `backoff.rs`),
-//!   watching `queued`, and only then park on the `Condvar`.
+//!   watching `queued`, and only then park on the `Condvar`. The spin is **adaptive**: a score
+//!   per pool (spins that found work, parks that ended within a spin's time) scales it between
+//!   nothing and the full budget, so jobs that come further apart than a wake-up cycle stop
+//!   paying for spins they cannot win.
 //!   Back-to-back calls therefore rarely pay for a futex wake-up on the worker side. At most
 //!   as many workers as there are CPUs spin at once, and an idle pool burns no CPU once the
 //!   spin has run out.
@@ -39,7 +42,7 @@
 use core::num::NonZeroUsize;
 use core::panic::AssertUnwindSafe;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -70,6 +73,9 @@ struct Config {
     spin: Option<Duration>,
     max_spinners: usize,
 }
+
+/// The scale of `Shared::spin_score`.
+const SCORE_MAX: u32 = 8;
 
 /// A job in the queue, and whether it holds a place of the admission gate.
 struct Queued {
@@ -106,6 +112,11 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Admission to a bounded queue (`None`: unbounded).
     gate: Option<Gate>,
+    /// How much of the full spin budget workers spend, in `SCORE_MAX`ths: a spin that finds
+    /// work scores one up, a spin that runs out one down, and a parked worker woken within a
+    /// full spin's time one up. A pool whose jobs come further apart than a wake-up cycle (a
+    /// 100 µs job awaited in a loop) stops spinning; back-to-back tiny jobs keep the spin.
+    spin_score: AtomicU32,
     config: Config,
 }
 
@@ -323,7 +334,8 @@ impl Shared {
             // Park until notified, shut down, or the keep-alive runs out (`None`: a
             // keep-alive too long to express as an `Instant` never runs out).
             st.sleeping += 1;
-            let deadline = Instant::now().checked_add(self.config.keep_alive);
+            let parked_at = Instant::now();
+            let deadline = parked_at.checked_add(self.config.keep_alive);
             loop {
                 let now = Instant::now();
                 let timed_out = deadline.is_some_and(|d| now >= d);
@@ -342,8 +354,13 @@ impl Shared {
                     };
                 }
                 if st.notified > 0 {
-                    // A real wake-up (the notifier already took us off `sleeping`).
+                    // A real wake-up (the notifier already took us off `sleeping`). Work that
+                    // came within a full spin would have been caught by spinning: score it, so
+                    // a pool that stopped spinning learns to spin again.
                     st.notified -= 1;
+                    if parked_at.elapsed() < self.full_spin() {
+                        self.score(true);
+                    }
                     continue 'outer;
                 }
                 if st.shutdown || timed_out || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -365,23 +382,43 @@ impl Shared {
     /// shutdown. The first idle worker of the process measures the machine's wake-up cost
     /// (`backoff::calibrate`, once) — it has nothing else to do.
     fn spin_for_work(&self) {
-        let budget = match self.config.spin {
+        let full = self.full_spin();
+        // Adaptive: the budget shrinks while spins keep running out and grows back while
+        // work keeps arriving within it (see `spin_score`).
+        let budget = full * self.spin_score.load(Ordering::Relaxed) / SCORE_MAX;
+        if budget.is_zero() {
+            return;
+        }
+        if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
+            let won = backoff::spin_until(budget, || {
+                self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed)
+            });
+            self.score(won);
+        }
+        // Before the lock is taken again: pairs with the load in `submit`.
+        self.spinning.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The pool's full spin budget: the builder's, or the measured one.
+    fn full_spin(&self) -> Duration {
+        match self.config.spin {
             Some(budget) => budget,
             None => {
                 backoff::calibrate();
                 backoff::spin_budget()
             }
-        };
-        if budget.is_zero() {
-            return;
         }
-        if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
-            backoff::spin_until(budget, || {
-                self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Records whether a spin would have paid: one step up or down of the score.
+    fn score(&self, won: bool) {
+        let _ = self
+            .spin_score
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| match won {
+                true if s < SCORE_MAX => Some(s + 1),
+                false if s > 0 => Some(s - 1),
+                _ => None,
             });
-        }
-        // Before the lock is taken again: pairs with the load in `submit`.
-        self.spinning.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn shutdown(&self, timeout: Duration) -> ShutdownReport {
@@ -994,7 +1031,9 @@ impl Builder {
     /// default is about one sleep/wake cycle of this machine, measured once per process
     /// (5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
     /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
-    /// CPU. This is the crate's one spin knob.
+    /// CPU. The pool spends less than this while spins keep running out (and nothing once they
+    /// never pay), and returns to it while work keeps arriving within it. This is the crate's
+    /// one spin knob.
     ///
     /// # Examples
     /// ```
@@ -1030,6 +1069,7 @@ impl Builder {
             spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             gate: self.config.max_queued.map(Gate::new),
+            spin_score: AtomicU32::new(SCORE_MAX),
             config: self.config,
         });
         Pool {
