@@ -131,7 +131,7 @@ mod sync_await;
 pub mod tracing_hook;
 
 pub use block_on::block_on;
-pub use context::{register_context_hook, ContextHook, ContextVar, Snapshot};
+pub use context::{register_context_hook, ContextHook, ContextVar, Snapshot, Token};
 pub use loop_handle::{set_current_loop, BoxFuture, EnterGuard, Loop, LoopHandle, SpawnError};
 pub use sync_await::{
     sync_await, sync_wait_coroutine, try_sync_await, wait_coroutine, SyncAwaitError,
