@@ -7,13 +7,14 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::iter::FusedIterator;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
@@ -63,6 +64,8 @@ pub struct ThreadSender<T> {
 /// ```
 pub struct FromThreadChannel<T> {
     rx: Consumer<'static, T>,
+    /// The timeout of [`get_default`](Self::get_default) (zero: forever).
+    default_timeout: Duration,
     /// Recorded at each poll that finds nothing (see [`ThreadSender::put`]).
     seat: Arc<ReceiverSeat>,
 }
@@ -101,7 +104,11 @@ impl<T: Send + 'static> FromThreadChannel<T> {
                 tx,
                 seat: Arc::clone(&seat),
             },
-            FromThreadChannel { rx, seat },
+            FromThreadChannel {
+                rx,
+                seat,
+                default_timeout: Duration::ZERO,
+            },
         )
     }
 }
@@ -125,6 +132,66 @@ impl<T> FromThreadChannel<T> {
             self.seat.record();
         }
         poll
+    }
+
+    /// The next item, waiting at most `timeout` (the original's `get(timeout=…)`). A zero
+    /// timeout means "wait forever", as in the original; the default set with
+    /// [`set_default_timeout`](Self::set_default_timeout) applies to [`get_default`](Self::get_default).
+    /// Works on every executor, [`block_on`](crate::block_on) included (the crate's timer).
+    ///
+    /// Cancel-safe: dropping the future loses no item.
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when no item came in time, [`GetError::Closed`] once the sender
+    /// has gone and every item has been received.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use aiothreads::{FromThreadChannel, GetError};
+    ///
+    /// let (_tx, mut rx) = FromThreadChannel::<u32>::new(4);
+    /// let r = aiothreads::block_on(rx.get_timeout(Duration::from_millis(5)));
+    /// match r {
+    ///     Err(GetError::Timeout(t)) => assert_eq!(t.to_string(), "Channel get timed out after 0.005s"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub async fn get_timeout(&mut self, timeout: Duration) -> Result<T, GetError> {
+        let get = poll_fn(|cx| self.poll_recv(cx));
+        let got = if timeout.is_zero() {
+            Ok(get.await)
+        } else {
+            crate::timer::timeout(timeout, get).await
+        };
+        match got {
+            Ok(Some(item)) => Ok(item),
+            Ok(None) => Err(GetError::Closed),
+            Err(_) => Err(GetError::Timeout(ChannelTimeout { after: timeout })),
+        }
+    }
+
+    /// Sets the timeout [`get_default`](Self::get_default) uses (the original's constructor
+    /// argument; zero, the initial value, waits forever).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, mut rx) = aiothreads::FromThreadChannel::<u32>::new(4);
+    /// rx.set_default_timeout(std::time::Duration::from_secs(30));
+    /// drop(tx);
+    /// assert_eq!(aiothreads::block_on(rx.get_default()), Err(aiothreads::GetError::Closed));
+    /// ```
+    pub fn set_default_timeout(&mut self, timeout: Duration) {
+        self.default_timeout = timeout;
+    }
+
+    /// [`get_timeout`](Self::get_timeout) with the default timeout.
+    ///
+    /// # Errors
+    /// As for [`get_timeout`](Self::get_timeout).
+    pub async fn get_default(&mut self) -> Result<T, GetError> {
+        let timeout = self.default_timeout;
+        self.get_timeout(timeout).await
     }
 
     /// The next item if one is waiting.
@@ -184,6 +251,52 @@ impl<T> Future for Get<'_, T> {
             .map(|item| item.ok_or(ChannelClosed(())))
     }
 }
+
+/// Why [`FromThreadChannel::get_timeout`] gave no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetError {
+    /// The sender has gone and every item has been received.
+    Closed,
+    /// No item came within the time (the original's `ChannelTimeout`).
+    Timeout(ChannelTimeout),
+}
+
+/// No item came within the time: the original's `ChannelTimeout`, with its message
+/// ("Channel get timed out after {t}s").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelTimeout {
+    after: Duration,
+}
+
+impl ChannelTimeout {
+    /// The time that ran out.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for ChannelTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Channel get timed out after {}s",
+            self.after.as_secs_f64()
+        )
+    }
+}
+
+impl core::error::Error for ChannelTimeout {}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("the channel is closed and drained"),
+            Self::Timeout(t) => t.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for GetError {}
 
 impl<T> fmt::Debug for Get<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

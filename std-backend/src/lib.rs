@@ -148,12 +148,13 @@ mod pool;
 mod pool_stream;
 mod separate;
 mod task;
+mod timer;
 
 pub use call::{threaded, threaded_separate, BlockingFn, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
 pub use channel::{
-    blocking_iter, try_blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get,
-    ThreadSender, TryBlockingIter,
+    blocking_iter, try_blocking_iter, BlockingIter, ChannelClosed, ChannelTimeout,
+    FromThreadChannel, Get, GetError, ThreadSender, TryBlockingIter,
 };
 pub use iterable::{
     default_max_size, threaded_iterable, threaded_iterable_separate, Close, IterCall, IterFn,
@@ -165,6 +166,7 @@ pub use pool::{
 };
 pub use separate::{spawn_separate, spawn_separate_named};
 pub use task::{JoinError, JoinHandle, TryJoin};
+pub use timer::{sleep, timeout, Elapsed, Sleep};
 
 /// The README's code blocks, compiled and run as doctests so that they stay true.
 #[cfg(doctest)]
