@@ -104,8 +104,11 @@
 //! Functions written inside [`threaded_iterable!`] (or [`threaded_iterable_separate!`])
 //! return an [`IterCall`]: a `Stream` of the iterator's items, produced on a pool thread (or
 //! a new thread) through a ring of `max_size` items (default [`default_max_size`]: 1024, or
-//! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). The producer parks while
-//! the ring is full; dropping the stream stops the iterator and drops it on its thread;
+//! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). While the ring is full a
+//! pool producer gives its worker back and is resubmitted when the consumer has made room, so
+//! a stream costs a worker only while `next()` runs or the ring has room (many more open
+//! streams than pool threads are fine); a producer on its own thread parks that thread.
+//! Dropping the stream stops the iterator and drops it on its thread;
 //! [`IterCall::close`] resolves once that happened; `.sync_call()` gives the plain iterator.
 //! The channel underneath is public as [`FromThreadChannel`], and [`blocking_iter`] goes the
 //! other way: an async `Stream` consumed as a blocking `Iterator` from a thread (a panic of the
