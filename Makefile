@@ -4,6 +4,8 @@
 CARGO ?= cargo
 NIGHTLY ?= nightly
 NO_STD_TARGET := thumbv7em-none-eabihf
+# Cortex-M0/M0+ and the smallest RISC-V: no compare-and-swap, hence the `portable-atomic` feature.
+NO_CAS_TARGETS := thumbv6m-none-eabi riscv32imc-unknown-none-elf
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
@@ -16,7 +18,7 @@ demo:
 # ---- set-up -------------------------------------------------------------------------------
 setup:
 	rustup component add rustfmt clippy
-	rustup target add $(NO_STD_TARGET)
+	rustup target add $(NO_STD_TARGET) $(NO_CAS_TARGETS)
 
 # Installs nightly only when missing (an installed nightly is not updated under CI's feet).
 setup-nightly:
@@ -43,10 +45,19 @@ test-release:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
 
-# The no_std proof: a plain cross build of the core, without dev-dependencies.
+# The no_std proof: plain cross builds of the core, without dev-dependencies, with and without
+# `alloc`, and through `portable-atomic`. The no-CAS targets need the binary's choice of
+# portable-atomic back-end; `portable-atomic/unsafe-assume-single-core` stands in for it here
+# (a firmware crate would enable it, or `portable-atomic/critical-section`, itself).
+PA_SINGLE_CORE := portable-atomic,portable-atomic/unsafe-assume-single-core
 nostd:
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET)
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features alloc
+	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features portable-atomic,alloc
+	@set -e; for t in $(NO_CAS_TARGETS); do \
+	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE); \
+	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE),alloc; \
+	done
 
 # The published crates build with the declared minimum Rust version (own target dir).
 msrv:

@@ -48,6 +48,22 @@
 //! ## Features
 //! - `alloc` (off by default): rings with a capacity chosen at run time on the heap, and
 //!   `Arc`-owned oneshot halves.
+//! - `portable-atomic` (off by default): every atomic of the crate, and `atomic-waker`'s, comes
+//!   from the [`portable-atomic`] crate, so the core builds for targets without
+//!   compare-and-swap: Cortex-M0/M0+ (`thumbv6m-none-eabi`), `riscv32imc-unknown-none-elf`.
+//!   On those targets the *binary* also chooses how `portable-atomic` makes its
+//!   read-modify-writes atomic: its `critical-section` feature (plus a `critical-section`
+//!   implementation, e.g. from `cortex-m`; right for multi-core chips such as the RP2040), or
+//!   its `unsafe-assume-single-core` feature (interrupts masked around each RMW; single-core
+//!   chips only). Without that choice the build stops with portable-atomic's error message.
+//!   On targets with CAS the feature changes nothing but the crate the instructions come from.
+//!
+//! The core needs compare-and-swap (or `portable-atomic`'s emulation of it) only off the hot
+//! path: `push`, `pop`, `try_send`'s check for a waiting consumer and the consumer's
+//! checkpoints are plain loads, stores and fences; a read-modify-write happens when a side
+//! actually waits or is woken, on close, in `try_split`, and in the oneshot slot.
+//!
+//! [`portable-atomic`]: https://docs.rs/portable-atomic
 //!
 //! ## Checked by
 //! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core

@@ -320,7 +320,7 @@ pub use owned::{oneshot, Receiver, Sender};
 #[cfg(feature = "alloc")]
 mod owned {
     use super::{RecvError, Slot};
-    use alloc::sync::Arc;
+    use crate::sync::Arc;
     use core::future::Future;
     use core::pin::Pin;
     use core::task::{Context, Poll};

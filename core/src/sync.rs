@@ -1,13 +1,54 @@
-//! The one place that chooses between `core` atomics and `loom`'s modelled ones.
+//! The one place that chooses where the crate's atomics come from.
 //!
-//! Every lock-free type of the crate takes its atomics, `UnsafeCell` and `AtomicWaker`
-//! from here, so `RUSTFLAGS="--cfg aiothreads_loom" cargo test --test loom` model-checks the
-//! very code that ships.
+//! Every lock-free type of the crate takes its atomics, `UnsafeCell`, `AtomicWaker` and
+//! `Arc` from here, so `RUSTFLAGS="--cfg aiothreads_loom" cargo test --test loom` model-checks
+//! the very code that ships. In order of priority:
+//!
+//! 1. `cfg(aiothreads_loom)`: loom's modelled atomics, `AtomicWaker` and `Arc`, whatever the
+//!    features (the models must see every access).
+//! 2. feature `portable-atomic`: `portable-atomic`'s types, which are the native instructions
+//!    where the target has them and a critical section (or interrupt masking, with
+//!    `unsafe-assume-single-core`) for the read-modify-writes where it does not. The
+//!    `atomic-waker` dependency is switched the same way by the feature.
+//! 3. otherwise `core::sync::atomic`.
+//!
+//! The `fence` is `core`'s outside loom, also with `portable-atomic`: a fence needs no
+//! compare-and-swap, every target we build for has it (`dmb` on Cortex-M, `fence` on
+//! RISC-V), and `core`'s is the one that Miri and ThreadSanitizer understand.
 
-#[cfg(not(aiothreads_loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 #[cfg(aiothreads_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+#[cfg(all(not(aiothreads_loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+#[cfg(all(not(aiothreads_loom), not(feature = "portable-atomic")))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+#[cfg(not(aiothreads_loom))]
+pub(crate) use core::sync::atomic::{fence, Ordering};
+
+/// The `Arc` of the heap rings and the owned oneshot: loom's in the loom build.
+#[cfg(aiothreads_loom)]
+pub(crate) use loom::sync::Arc;
+
+/// The `Arc` of the heap rings and the owned oneshot: `portable-atomic-util`'s on targets
+/// without pointer-sized compare-and-swap, where `alloc::sync` does not exist.
+#[cfg(all(
+    not(aiothreads_loom),
+    feature = "alloc",
+    feature = "portable-atomic",
+    not(target_has_atomic = "ptr")
+))]
+pub(crate) use portable_atomic_util::Arc;
+
+/// The `Arc` of the heap rings and the owned oneshot: the standard one.
+#[cfg(all(
+    not(aiothreads_loom),
+    feature = "alloc",
+    not(all(feature = "portable-atomic", not(target_has_atomic = "ptr")))
+))]
+pub(crate) use alloc::sync::Arc;
 
 /// `AtomicWaker` from the `atomic-waker` crate, or loom's model of the same protocol.
 #[cfg(not(aiothreads_loom))]
