@@ -101,10 +101,65 @@ impl<T> UnsafeCell<T> {
 #[cfg(aiothreads_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
-/// Pads and aligns a value to 128 bytes (two cache lines on x86_64, one on Apple M-series and
-/// some ARM cores), so the producer's and the consumer's hot indices never share a line.
+/// Pads and aligns a value to the coherence granule of the target, so that the producer's and
+/// the consumer's hot indices never share a cache line (no false sharing between cores).
+///
+/// | target | alignment | why |
+/// |---|---|---|
+/// | x86_64, aarch64, arm64ec, powerpc64 | 128 | adjacent-line prefetch pairs 64-byte lines (x86_64); 128-byte lines (Apple M, POWER) |
+/// | s390x | 256 | 256-byte lines |
+/// | arm (A/R profile with an OS), mips, sparc, hexagon | 32 | 32-byte lines |
+/// | m68k | 16 | 16-byte lines |
+/// | bare-metal arm (`target_os = "none"`), bare-metal riscv32 | none | microcontrollers: no data cache, or one core behind it, so nothing to share falsely |
+/// | everything else (x86, riscv64, wasm, loongarch64, ...) | 64 | 64-byte lines |
+///
+/// Bare-metal 32-bit ARM is Cortex-M in practice (stable Rust exposes no cfg that tells the
+/// M profile from a bare-metal Cortex-A/R); on a multi-core bare-metal A/R system the missing
+/// padding costs speed, never correctness. Without padding a `Ring<u32, 16>` takes 100 bytes
+/// on a Cortex-M instead of 512 (the sizes are asserted in `ring`).
 #[derive(Debug, Default)]
-#[repr(align(128))]
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "arm64ec",
+        target_arch = "powerpc64",
+    ),
+    repr(align(128))
+)]
+#[cfg_attr(target_arch = "s390x", repr(align(256)))]
+#[cfg_attr(
+    any(
+        all(target_arch = "arm", not(target_os = "none")),
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "hexagon",
+    ),
+    repr(align(32))
+)]
+#[cfg_attr(target_arch = "m68k", repr(align(16)))]
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "arm64ec",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "arm",
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "hexagon",
+        target_arch = "m68k",
+        all(target_arch = "riscv32", target_os = "none"),
+    )),
+    repr(align(64))
+)]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
 impl<T> core::ops::Deref for CachePadded<T> {

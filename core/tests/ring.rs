@@ -578,3 +578,13 @@ fn errors_format_and_hand_values_back() {
     let _: &dyn core::error::Error = &Closed(());
     let _: &dyn core::error::Error = &PopError::Empty;
 }
+
+/// The host keeps its 128-byte padding (two 64-byte lines, which x86_64 prefetches in pairs):
+/// three padded blocks of indices and signals plus 64 bytes of slots (README, `make sizes`).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn x86_64_ring_size_and_alignment() {
+    assert_eq!(core::mem::align_of::<Ring<u32, 16>>(), 128);
+    assert_eq!(core::mem::size_of::<Ring<u32, 16>>(), 512);
+    assert_eq!(core::mem::size_of::<Ring<u8, 64>>(), 512);
+}
