@@ -10,7 +10,7 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
-        examples bench bench-quick soak sanitize clean
+        examples bench bench-quick sizes soak sanitize clean
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -57,6 +57,13 @@ nostd:
 	@set -e; for t in $(NO_CAS_TARGETS); do \
 	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE); \
 	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE),alloc; \
+	done
+	# The published RAM sizes (README), asserted at compile time in the size probe.
+	$(CARGO) build -q --release --manifest-path sizes/probe/Cargo.toml --target-dir target/sizes \
+	  --target $(NO_STD_TARGET)
+	@set -e; for t in $(NO_CAS_TARGETS); do \
+	  $(CARGO) build -q --release --manifest-path sizes/probe/Cargo.toml --target-dir target/sizes \
+	    --target $$t --features single-core; \
 	done
 
 # The published crates build with the declared minimum Rust version (own target dir).
@@ -106,6 +113,11 @@ bench:
 
 bench-quick:
 	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --release -p aiothreads-bench -- $(BENCH)
+
+# The README's size table: RAM per ring and code size per operation on each target, from the
+# `sizes/probe` fixture (opt-level "s") read with the toolchain's llvm-nm/llvm-objdump.
+sizes:
+	python3 scripts/sizes.py
 
 clean:
 	$(CARGO) clean
