@@ -65,6 +65,24 @@
 //!
 //! [`portable-atomic`]: https://docs.rs/portable-atomic
 //!
+//! ## Known limitation: a waker whose `clone` or `drop` panics
+//! Every waker cell of the crate (the ring's two, the slot's one) is `atomic-waker`'s
+//! `AtomicWaker`. Its `register` takes an internal lock, clones the new waker and drops the
+//! one it replaces *while holding the lock*, and has no unwind guard. If that `clone` (or
+//! that `drop`) panics, the panic reaches the caller of the `poll_*` method, and the cell
+//! stays locked for good: later registrations are ignored and later wake-ups find nothing to
+//! wake, so the side that polled with that waker (a stream, `recv().await`, `send().await`,
+//! a std `JoinHandle`) is never woken again and hangs unless it is polled for another reason.
+//! The ring's [`split`](ring::Ring::split) cannot reset such a cell either.
+//!
+//! We document this rather than work around it. tokio fixed the same flaw in its own
+//! `AtomicWaker` (PR 3689) with `catch_unwind`, which a `no_std` crate does not have; the only
+//! `no_std` fix is an unwind guard inside the lock, i.e. our own waker cell instead of the
+//! reviewed and model-checked `atomic-waker`, for a failure that needs a `Waker`
+//! implementation that panics in `clone` or `drop` (cloning the standard `Arc`-based wakers
+//! cannot panic: a reference-count overflow aborts). The methods concerned say so under
+//! `# Panics`.
+//!
 //! ## Checked by
 //! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core
 //! --release --test 'loom*'`), Miri, ThreadSanitizer, and a cross build for

@@ -270,6 +270,11 @@ impl<T> Slot<T> {
     ///
     /// The registered waker replaces the one of any other receiver that is waiting: only one
     /// receiver may wait at a time (see [One receiver at a time](self#one-receiver-at-a-time)).
+    ///
+    /// # Panics
+    /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
+    /// propagates and the slot's waker cell stays locked: the receiver is never woken again
+    /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
         match self.try_recv() {
             Ok(value) => return Poll::Ready(Ok(value)),
