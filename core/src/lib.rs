@@ -7,6 +7,8 @@
 //! - [`ring`]: a bounded, lock-free single-producer single-consumer ring with wait-free
 //!   `push`/`pop`, batch operations, close from either side, and waker-based async adapters
 //!   (`Stream`, `send().await`, `recv().await`) that wake the other side only when it waits.
+//!   Which of its operations an interrupt handler may call, and which it must not: see
+//!   [Use from an interrupt handler](ring#use-from-an-interrupt-handler).
 //! - [`slot`]: a oneshot slot: one value from one side to the other; the receiver is a
 //!   `Future`; the sender sees the receiver leave (cancellation) and the receiver sees the
 //!   sender leave without a value.
