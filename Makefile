@@ -10,7 +10,7 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
-        examples bench bench-quick sizes soak sanitize clean
+        examples bench bench-quick sizes ring-instructions soak sanitize clean
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -118,6 +118,10 @@ bench-quick:
 # `sizes/probe` fixture (opt-level "s") read with the toolchain's llvm-nm/llvm-objdump.
 sizes:
 	python3 scripts/sizes.py
+
+# Instructions per push+pop of the ring against rtrb and heapless::spsc (callgrind, one run).
+ring-instructions:
+	scripts/ring_instructions.sh
 
 clean:
 	$(CARGO) clean
