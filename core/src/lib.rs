@@ -87,8 +87,10 @@
 //!
 //! ## Checked by
 //! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core
-//! --release --test 'loom*'`), Miri, ThreadSanitizer, and a cross build for
-//! `thumbv7em-none-eabihf`. Each lock-free protocol and its models:
+//! --release --test 'loom*'`; loom's types take priority over the `portable-atomic` feature),
+//! Miri, ThreadSanitizer, and cross builds for `thumbv7em-none-eabihf`, and, with
+//! `portable-atomic`, `thumbv6m-none-eabi` and `riscv32imc-unknown-none-elf`. Each lock-free
+//! protocol and its models:
 //! - ring handoff (head/tail, cached indices, close flag, items dropped exactly once by the last
 //!   half): `push_pop_close`, `items_dropped_exactly_once`, `drain_races_pushes`;
 //! - ring consumer wake-up (`rx_waiting` + fence against the producer's notify):
