@@ -116,7 +116,8 @@ pub(crate) use loom::cell::UnsafeCell;
 /// Bare-metal 32-bit ARM is Cortex-M in practice (stable Rust exposes no cfg that tells the
 /// M profile from a bare-metal Cortex-A/R); on a multi-core bare-metal A/R system the missing
 /// padding costs speed, never correctness. Without padding a `Ring<u32, 16>` takes 100 bytes
-/// on a Cortex-M instead of 512 (the sizes are asserted in `ring`).
+/// on a Cortex-M instead of 512 (asserted at compile time by `sizes/probe`, which `make nostd`
+/// builds for each microcontroller target).
 #[derive(Debug, Default)]
 #[cfg_attr(
     any(
