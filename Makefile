@@ -71,10 +71,11 @@ msrv:
 	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
 	$(CARGO) +$(MSRV) check -p aiothreads-core -p aiothreads --all-features --target-dir target/msrv
 
-# Every example runs and exits 0 (the demo included).
+# Every example runs and exits 0 (the demo included); the last line each prints is shown.
 examples:
 	$(CARGO) build -q --release -p aiothreads-examples --bins
-	@set -e; for e in $(EXAMPLES); do echo "== example $$e"; timeout 120 target/release/$$e > /dev/null; done
+	@set -e; for e in $(EXAMPLES); do echo "== example $$e"; \
+	  out=$$(timeout 120 target/release/$$e); printf '%s\n' "$$out" | tail -n 1; done
 
 loom:
 	RUSTFLAGS="--cfg aiothreads_loom" $(CARGO) test -p aiothreads-core --release --test 'loom*' \
