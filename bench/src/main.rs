@@ -6,6 +6,10 @@
 //! `pool/separate`, `pool/idle`, `ring/two-threads`, `ring/one-thread`, `block_on`,
 //! `sync_await`, `stream/peers`, `stream/max_size`.
 //!
+//! The `floor` group always runs: its two medians (park/unpark and spin round trips), the
+//! `/proc/cpuinfo` model name and the CPU count tag every figure of the run (`cpu` in
+//! `summary.json`, the head of `summary.md`), with the build profile (`profile`).
+//!
 //! Outputs: `target/bench/summary.json` and `target/bench/summary.md` always; the chart goes
 //! to `docs/bench.svg` (the one the README shows) only after a full, unfiltered run, and to
 //! `target/bench/bench.svg` otherwise, so a partial or quick run never replaces it.
@@ -34,9 +38,16 @@ fn main() {
     };
     let mut report = report::Report {
         context: context(),
+        machine: report::Machine {
+            cpu_model: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            profile: env!("AIOTHREADS_BENCH_PROFILE").to_owned(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     println!("aiothreads bench: {}", report.context);
+    println!("build: {}", report.machine.profile);
     let mut timed = |name: &str, run: &mut dyn FnMut(&mut report::Report)| {
         let t = Instant::now();
         println!("== {name}");
@@ -46,9 +57,11 @@ fn main() {
             println!("   ({name}: {:.1} s)", t.elapsed().as_secs_f64());
         }
     };
-    if want("floor") {
-        timed("wake-up floor", &mut floor::run);
-    }
+    // Always measured: every figure of the run is tagged with these two floors.
+    timed(
+        "wake-up floor (the CPU tag of every figure)",
+        &mut floor::run,
+    );
     timed("pool", &mut |r| pool::run(r, &want));
     timed("ring", &mut |r| ring::run(r, &want));
     timed("block_on / sync_await", &mut |r| block_on::run(r, &want));
@@ -87,15 +100,20 @@ pub fn quick() -> bool {
     std::env::var_os("AIOTHREADS_BENCH_QUICK").is_some()
 }
 
-/// The machine and its load, for the outputs: "2 × AMD EPYC, load 4.18 4.84 4.55, full run".
-fn context() -> String {
+/// The `model name` line of `/proc/cpuinfo`.
+fn cpu_model() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
+    cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
         .and_then(|l| l.split(':').nth(1))
         .map_or("unknown CPU", str::trim)
-        .to_owned();
+        .to_owned()
+}
+
+/// The machine and its load, for the outputs: "2 × AMD EPYC, load 4.18 4.84 4.55, full run".
+fn context() -> String {
+    let model = cpu_model();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
