@@ -4,7 +4,8 @@
 //!
 //! Groups: `floor`, `pool/roundtrip`, `pool/concurrency`, `pool/size`, `pool/alloc`,
 //! `pool/separate`, `pool/idle`, `ring/two-threads`, `ring/one-thread`, `block_on`,
-//! `sync_await`, `stream/peers`, `stream/max_size`.
+//! `sync_await`, `stream/peers`, `stream/max_size`, `interference/calls`,
+//! `interference/stream`.
 //!
 //! The `floor` group always runs: its two medians (park/unpark and spin round trips), the
 //! `/proc/cpuinfo` model name and the CPU count tag every figure of the run (`cpu` in
@@ -17,6 +18,7 @@
 mod alloc_count;
 mod block_on;
 mod floor;
+mod interference;
 mod measure;
 mod pool;
 mod report;
@@ -69,6 +71,7 @@ fn main() {
     if want("slow-consumers") {
         timed("stream / many slow consumers", &mut slow_consumers::run);
     }
+    timed("interference", &mut |r| interference::run(r, &want));
 
     report.print_summary();
     let svg = if filter.is_empty() && !quick() {
