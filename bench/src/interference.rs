@@ -115,7 +115,7 @@ async fn drain(stream: impl futures::Stream<Item = u64>, deadline: Instant) -> u
     while let Some(x) = s.next().await {
         black_box(x);
         n += 1;
-        if n % 1024 == 0 && Instant::now() >= deadline {
+        if n.is_multiple_of(1024) && Instant::now() >= deadline {
             break;
         }
     }
