@@ -328,10 +328,15 @@ fn alloc(report: &mut Report, rt: &Runtime) {
         (allocations() - a) as f64 / n as f64
     };
     let o = Exec::Ours;
-    let (mut a, mut b, mut c) = (
+    let (mut a, mut d, mut b, mut c) = (
         || {
             per_call(&mut || {
                 calls(o, rt, 1, n, ours);
+            })
+        },
+        || {
+            per_call(&mut || {
+                calls(o, rt, 1, n, ours_call);
             })
         },
         || {
@@ -345,15 +350,16 @@ fn alloc(report: &mut Report, rt: &Runtime) {
             })
         },
     );
-    let samples = interleave(3, true, &mut [&mut a, &mut b, &mut c]);
-    let m = report.add(case, OURS, "allocations", "allocs/call", &samples[0]);
-    report.add(case, TOKIO, "allocations", "allocs/call", &samples[1]);
-    report.add(case, BLOCKING, "allocations", "allocs/call", &samples[2]);
+    let samples = interleave(3, true, &mut [&mut a, &mut d, &mut b, &mut c]);
+    let spawn = report.add(case, OURS, "allocations", "allocs/call", &samples[0]);
+    let call = report.add(case, OURS_CALL, "allocations", "allocs/call", &samples[1]);
+    report.add(case, TOKIO, "allocations", "allocs/call", &samples[2]);
+    report.add(case, BLOCKING, "allocations", "allocs/call", &samples[3]);
     // One allocation per call (the shared task) plus amortised growth of queues and executor
-    // buffers over the run: hence ≤ 1.01 rather than ≤ 1.
+    // buffers over the run: hence ≤ 1.01 rather than ≤ 1. Both ways of calling must meet it.
     report.goal(
-        "≤ 1 heap allocation per call (≤ 1.01: amortised queue growth)",
-        m,
+        "≤ 1 heap allocation per call, spawn and Call (≤ 1.01: amortised queue growth)",
+        spawn.max(call),
         1.01,
         false,
     );

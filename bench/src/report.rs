@@ -377,6 +377,26 @@ impl Report {
             m.profile,
             self.context
         );
+        let _ = writeln!(
+            s,
+            "## Goals on {} ({} of {} pass)\n",
+            m.tag(),
+            self.goals.iter().filter(|g| g.passed()).count(),
+            self.goals.len()
+        );
+        s.push_str("| goal | measured | threshold | result |\n|---|---:|---|---|\n");
+        for g in &self.goals {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} {} | **{}** |",
+                g.name,
+                fmt_num(g.value),
+                g.relation(),
+                fmt_num(g.threshold),
+                g.verdict()
+            );
+        }
+        s.push_str("\n## Every series\n\n");
         s.push_str("| case | metric | contender | median | unit | min .. max | ours/peer |\n");
         s.push_str("|---|---|---|---:|---|---|---:|\n");
         for g in self.groups() {
@@ -398,18 +418,6 @@ impl Report {
                     ratio
                 );
             }
-        }
-        s.push_str("\n| goal | measured | threshold | result |\n|---|---:|---|---|\n");
-        for g in &self.goals {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} {} | **{}** |",
-                g.name,
-                fmt_num(g.value),
-                g.relation(),
-                fmt_num(g.threshold),
-                g.verdict()
-            );
         }
         write(path, &s)
     }
