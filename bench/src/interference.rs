@@ -129,7 +129,15 @@ pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
     if !want("interference/calls") && !want("interference/stream") {
         return;
     }
+    // No warm-up run (each costs a second); the pools are started here instead.
     let rt = tokio_current_thread();
+    rt.block_on(async {
+        for i in 0..100 {
+            black_box(aiothreads::Call::new(move || i).await);
+            black_box(tokio::task::spawn_blocking(move || i).await.expect("task"));
+            black_box(blocking::unblock(move || i).await);
+        }
+    });
     let ticks = size(1_000, 300);
     let reps = reps(3, 2);
     if want("interference/calls") {
@@ -141,7 +149,7 @@ pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
         ];
         let s = interleave(
             reps,
-            true,
+            false,
             &mut [
                 &mut || sample(&rt, ticks, idle),
                 &mut || {
@@ -182,7 +190,7 @@ pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
         ];
         let s = interleave(
             reps,
-            true,
+            false,
             &mut [
                 &mut || sample(&rt, ticks, idle),
                 &mut || {

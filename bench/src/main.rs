@@ -103,15 +103,23 @@ pub fn quick() -> bool {
     std::env::var_os("AIOTHREADS_BENCH_QUICK").is_some()
 }
 
-/// The `model name` line of `/proc/cpuinfo`.
+/// The `model name` of `/proc/cpuinfo`, with its family / model / stepping numbers (a VM may
+/// show only "AMD EPYC"): "AMD EPYC (family 25 model 1 stepping 1)".
 fn cpu_model() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or("unknown CPU", str::trim)
-        .to_owned()
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .take_while(|l| !l.trim().is_empty()) // the first CPU only
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    match (field("cpu family"), field("model"), field("stepping")) {
+        (Some(f), Some(m), Some(s)) => format!("{model} (family {f} model {m} stepping {s})"),
+        _ => model,
+    }
 }
 
 /// The machine and its load, for the outputs: "2 × AMD EPYC, load 4.18 4.84 4.55, full run".
