@@ -324,6 +324,9 @@ impl Report {
             json_str(&m.tag()),
             json_str(&m.profile)
         );
+        // Every figure carries its CPU ("model × cores"), so figures from runs on different
+        // machines can be merged without losing where they come from.
+        let cpu = json_str(&format!("{} × {}", m.cpu_model, m.cores));
         for (i, r) in self.rows.iter().enumerate() {
             let x = match &r.x {
                 Some((name, x)) => {
@@ -334,7 +337,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "    {{\"case\": {}{x}, \"contender\": {}, \"metric\": {}, \"unit\": {}, \
-                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}}}{}",
+                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}, \"cpu\": {cpu}}}{}",
                 json_str(&r.case),
                 json_str(&r.contender),
                 json_str(&r.metric),
@@ -351,7 +354,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "    {{\"goal\": {}, \"measured\": {}, \"threshold\": {}, \"higher_is_better\": {}, \
-                 \"passed\": {}}}{}",
+                 \"passed\": {}, \"cpu\": {cpu}}}{}",
                 json_str(&g.name),
                 json_num(g.value),
                 json_num(g.threshold),
