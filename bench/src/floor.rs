@@ -50,25 +50,27 @@ fn ping_pong(n: u64, park: bool) -> f64 {
     })
 }
 
-/// Runs the wake-up floor case.
+/// Runs the wake-up floor case (every run does: the two medians tag the run's CPU in
+/// `report.machine`).
 pub fn run(report: &mut Report) {
     let case = "wake-up floor: one round trip between two threads";
     let park_n = size(20_000, 5_000);
     let spin_n = size(200_000, 50_000);
     let (mut park, mut spin) = (|| ping_pong(park_n, true), || ping_pong(spin_n, false));
     let s = interleave(reps(7, 3), true, &mut [&mut park, &mut spin]);
-    report.add(
+    report.machine.park_floor_ns = report.add(
         case,
         "thread park/unpark ping-pong (reference)",
         "wall",
         "ns/round trip",
         &s[0],
     );
-    report.add(
+    report.machine.spin_floor_ns = report.add(
         case,
         "spin ping-pong (reference)",
         "wall",
         "ns/round trip",
         &s[1],
     );
+    println!("   CPU: {}", report.machine.tag());
 }

@@ -4,7 +4,12 @@
 //!
 //! Groups: `floor`, `pool/roundtrip`, `pool/concurrency`, `pool/size`, `pool/alloc`,
 //! `pool/separate`, `pool/idle`, `ring/two-threads`, `ring/one-thread`, `block_on`,
-//! `sync_await`, `stream/peers`, `stream/max_size`.
+//! `sync_await`, `stream/peers`, `stream/max_size`, `slow-consumers`, `interference/calls`,
+//! `interference/stream`.
+//!
+//! The `floor` group always runs: its two medians (park/unpark and spin round trips), the
+//! `/proc/cpuinfo` model name and the CPU count tag every figure of the run (`cpu` in
+//! `summary.json`, the head of `summary.md`), with the build profile (`profile`).
 //!
 //! Outputs: `target/bench/summary.json` and `target/bench/summary.md` always; the chart goes
 //! to `docs/bench.svg` (the one the README shows) only after a full, unfiltered run, and to
@@ -13,6 +18,7 @@
 mod alloc_count;
 mod block_on;
 mod floor;
+mod interference;
 mod measure;
 mod pool;
 mod report;
@@ -34,9 +40,16 @@ fn main() {
     };
     let mut report = report::Report {
         context: context(),
+        machine: report::Machine {
+            cpu_model: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            profile: env!("AIOTHREADS_BENCH_PROFILE").to_owned(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     println!("aiothreads bench: {}", report.context);
+    println!("build: {}", report.machine.profile);
     let mut timed = |name: &str, run: &mut dyn FnMut(&mut report::Report)| {
         let t = Instant::now();
         println!("== {name}");
@@ -46,9 +59,11 @@ fn main() {
             println!("   ({name}: {:.1} s)", t.elapsed().as_secs_f64());
         }
     };
-    if want("floor") {
-        timed("wake-up floor", &mut floor::run);
-    }
+    // Always measured: every figure of the run is tagged with these two floors.
+    timed(
+        "wake-up floor (the CPU tag of every figure)",
+        &mut floor::run,
+    );
     timed("pool", &mut |r| pool::run(r, &want));
     timed("ring", &mut |r| ring::run(r, &want));
     timed("block_on / sync_await", &mut |r| block_on::run(r, &want));
@@ -56,6 +71,7 @@ fn main() {
     if want("slow-consumers") {
         timed("stream / many slow consumers", &mut slow_consumers::run);
     }
+    timed("interference", &mut |r| interference::run(r, &want));
 
     report.print_summary();
     let svg = if filter.is_empty() && !quick() {
@@ -87,15 +103,28 @@ pub fn quick() -> bool {
     std::env::var_os("AIOTHREADS_BENCH_QUICK").is_some()
 }
 
+/// The `model name` of `/proc/cpuinfo`, with its family / model / stepping numbers (a VM may
+/// show only "AMD EPYC"): "AMD EPYC (family 25 model 1 stepping 1)".
+fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .take_while(|l| !l.trim().is_empty()) // the first CPU only
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    match (field("cpu family"), field("model"), field("stepping")) {
+        (Some(f), Some(m), Some(s)) => format!("{model} (family {f} model {m} stepping {s})"),
+        _ => model,
+    }
+}
+
 /// The machine and its load, for the outputs: "2 × AMD EPYC, load 4.18 4.84 4.55, full run".
 fn context() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or("unknown CPU", str::trim)
-        .to_owned();
+    let model = cpu_model();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();

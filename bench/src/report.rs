@@ -112,6 +112,36 @@ fn ours_for(group: &[&Row], peer: &Row) -> Option<f64> {
         .map(|r| r.median)
 }
 
+/// The CPU every figure of a run is tagged with: what `/proc/cpuinfo` says, how many CPUs
+/// the process may use, and the two wake-up floors measured at the start of the run.
+#[derive(Debug, Default, Clone)]
+pub struct Machine {
+    /// `model name` of `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `std::thread::available_parallelism`.
+    pub cores: usize,
+    /// Park/unpark round trip between two threads (median), ns.
+    pub park_floor_ns: f64,
+    /// Spin round trip between two threads (median), ns.
+    pub spin_floor_ns: f64,
+    /// How the bench binary was built (profile, opt-level, lto, codegen-units).
+    pub profile: String,
+}
+
+impl Machine {
+    /// "AMD EPYC 7B13 × 2, park 13911 ns, spin 132 ns": the tag PERFORMANCE.md keys its
+    /// tables by.
+    pub fn tag(&self) -> String {
+        format!(
+            "{} × {}, park floor {} ns, spin floor {} ns",
+            self.cpu_model,
+            self.cores,
+            fmt_num(self.park_floor_ns),
+            fmt_num(self.spin_floor_ns)
+        )
+    }
+}
+
 /// Everything measured in one run.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -119,6 +149,8 @@ pub struct Report {
     pub goals: Vec<Goal>,
     /// One line about the run (machine, load, full or quick), shown in the outputs.
     pub context: String,
+    /// The CPU and build every figure of the run belongs to.
+    pub machine: Machine,
 }
 
 /// The median of `xs` (mean of the middle two for an even count; NaN when empty).
@@ -239,6 +271,8 @@ impl Report {
             "\n== results: medians over interleaved repetitions ({})",
             self.context
         );
+        println!("   CPU: {}", self.machine.tag());
+        println!("   build: {}", self.machine.profile);
         println!(
             "   ours/peer = the group's aiothreads median (same variant, else the first) ÷ the peer's median \
              (for ns-like units < 1 is better, for rates > 1 is better)"
@@ -277,10 +311,22 @@ impl Report {
 
     /// Writes `summary.json` (hand-written JSON: no serde dependency for one file).
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let m = &self.machine;
         let mut s = format!(
-            "{{\n  \"context\": {},\n  \"results\": [\n",
-            json_str(&self.context)
+            "{{\n  \"context\": {},\n  \"cpu\": {{\"model\": {}, \"cores\": {}, \
+             \"park_floor_ns\": {}, \"spin_floor_ns\": {}, \"tag\": {}}},\n  \
+             \"profile\": {},\n  \"results\": [\n",
+            json_str(&self.context),
+            json_str(&m.cpu_model),
+            m.cores,
+            json_num(m.park_floor_ns),
+            json_num(m.spin_floor_ns),
+            json_str(&m.tag()),
+            json_str(&m.profile)
         );
+        // Every figure carries its CPU ("model × cores"), so figures from runs on different
+        // machines can be merged without losing where they come from.
+        let cpu = json_str(&format!("{} × {}", m.cpu_model, m.cores));
         for (i, r) in self.rows.iter().enumerate() {
             let x = match &r.x {
                 Some((name, x)) => {
@@ -291,7 +337,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "    {{\"case\": {}{x}, \"contender\": {}, \"metric\": {}, \"unit\": {}, \
-                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}}}{}",
+                 \"median\": {}, \"min\": {}, \"max\": {}, \"samples\": {}, \"cpu\": {cpu}}}{}",
                 json_str(&r.case),
                 json_str(&r.contender),
                 json_str(&r.metric),
@@ -308,7 +354,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "    {{\"goal\": {}, \"measured\": {}, \"threshold\": {}, \"higher_is_better\": {}, \
-                 \"passed\": {}}}{}",
+                 \"passed\": {}, \"cpu\": {cpu}}}{}",
                 json_str(&g.name),
                 json_num(g.value),
                 json_num(g.threshold),
@@ -323,7 +369,37 @@ impl Report {
 
     /// Writes the table and the goals as Markdown (what PERFORMANCE.md quotes).
     pub fn write_markdown(&self, path: &Path) -> std::io::Result<()> {
-        let mut s = format!("Run: {}\n\n", self.context);
+        let m = &self.machine;
+        let mut s = format!(
+            "CPU: **{}** — {} CPUs, park/unpark round trip {} ns, spin round trip {} ns \
+             (measured at the start of the run)\n\nBuild: {}\n\nRun: {}\n\n",
+            m.cpu_model,
+            m.cores,
+            fmt_num(m.park_floor_ns),
+            fmt_num(m.spin_floor_ns),
+            m.profile,
+            self.context
+        );
+        let _ = writeln!(
+            s,
+            "## Goals on {} ({} of {} pass)\n",
+            m.tag(),
+            self.goals.iter().filter(|g| g.passed()).count(),
+            self.goals.len()
+        );
+        s.push_str("| goal | measured | threshold | result |\n|---|---:|---|---|\n");
+        for g in &self.goals {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} {} | **{}** |",
+                g.name,
+                fmt_num(g.value),
+                g.relation(),
+                fmt_num(g.threshold),
+                g.verdict()
+            );
+        }
+        s.push_str("\n## Every series\n\n");
         s.push_str("| case | metric | contender | median | unit | min .. max | ours/peer |\n");
         s.push_str("|---|---|---|---:|---|---|---:|\n");
         for g in self.groups() {
@@ -345,18 +421,6 @@ impl Report {
                     ratio
                 );
             }
-        }
-        s.push_str("\n| goal | measured | threshold | result |\n|---|---:|---|---|\n");
-        for g in &self.goals {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} {} | **{}** |",
-                g.name,
-                fmt_num(g.value),
-                g.relation(),
-                fmt_num(g.threshold),
-                g.verdict()
-            );
         }
         write(path, &s)
     }
