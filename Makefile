@@ -110,10 +110,10 @@ sanitize: setup-nightly
 # target/bench/summary.{json,md}, and docs/bench.svg. Some groups only: make bench BENCH=ring,stream
 # (then the chart goes to target/bench/bench.svg). bench-quick is the smaller version (< 1 min).
 bench:
-	$(CARGO) run --release -p aiothreads-bench -- $(BENCH)
+	$(CARGO) run --profile bench -p aiothreads-bench -- $(BENCH)
 
 bench-quick:
-	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --release -p aiothreads-bench -- $(BENCH)
+	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --profile bench -p aiothreads-bench -- $(BENCH)
 
 # The README's size table: RAM per ring and code size per operation on each target, from the
 # `sizes/probe` fixture (opt-level "s") read with the toolchain's llvm-nm/llvm-objdump.

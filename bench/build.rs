@@ -6,7 +6,7 @@
 //! Cargo does not tell a build script which named profile it builds (`--release` and
 //! `--profile bench` both give PROFILE=release and share `target/release`), nor its `lto` or
 //! `codegen-units`: for PROFILE=release the line names both candidates; `make bench` uses
-//! `--release`.
+//! `--profile bench` (LTO, one codegen unit).
 
 use std::path::Path;
 
@@ -57,7 +57,7 @@ fn main() {
     let profile = env("PROFILE");
     let candidates = if profile == "release" {
         format!(
-            "`--release` → {}; `--profile bench` → {}; `make bench` uses `--release`",
+            "`--release` → {}; `--profile bench` → {}; `make bench` uses `--profile bench`",
             section(&text, "release"),
             section(&text, "bench")
         )
