@@ -29,10 +29,11 @@
 //! submitted from a thread in Python runs in that thread's context.
 //!
 //! # Cost
-//! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot; the waiting thread spins on the slot for the crate's one spin budget
-//! (`backoff.rs`: about one measured wake-up cycle of this machine) before it parks. PERFORMANCE.md has the measured hop against
-//! tokio's `Handle::spawn` + waiting on its `JoinHandle` from a thread, per CPU.
+//! A tokio loop: one allocation (tokio's task), whose `JoinHandle` the waiting thread polls.
+//! Other loops: the `Box` of the spawned future and one oneshot slot. The waiting thread
+//! spins for the crate's one spin budget (`backoff.rs`: about one measured wake-up cycle of
+//! this machine) before it parks. PERFORMANCE.md has the measured hop against tokio's
+//! `Handle::spawn` + waiting on its `JoinHandle` from a thread, per CPU.
 
 use core::any::Any;
 use core::future::{poll_fn, Future};
@@ -343,6 +344,10 @@ impl Loop {
         F::Output: Send + 'static,
     {
         check_may_block(Some(self))?;
+        #[cfg(feature = "tokio")]
+        if let Some(handle) = self.tokio_handle() {
+            return tokio_hop(handle, fut);
+        }
         let (tx, rx) = oneshot::<Result<F::Output, Box<dyn Any + Send>>>();
         let mut context = ContextSnapshot::capture();
         let task = async move {
@@ -378,5 +383,37 @@ impl Loop {
             Ok(Err(payload)) => Err(SyncAwaitError::Panicked(payload)),
             Err(_) => Err(SyncAwaitError::LoopGone),
         }
+    }
+}
+
+/// The hop to a tokio loop in one allocation (tokio's task): the waiting thread polls the
+/// task's own `JoinHandle` (allowed from any thread) instead of a oneshot of ours. tokio
+/// catches a panic of the future (re-raised here with its payload) and cancels the task when
+/// the runtime shuts down (reported as `LoopGone`).
+#[cfg(feature = "tokio")]
+fn tokio_hop<F>(handle: &tokio::runtime::Handle, fut: F) -> Result<F::Output, SyncAwaitError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut context = ContextSnapshot::capture();
+    let task = async move {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| context.enter(|| fut.as_mut().poll(cx))).await
+    };
+    let mut join = handle.spawn(task);
+    let result = with_parker(|parker, waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut join).poll(&mut cx) {
+                return result;
+            }
+            parker.park_after_spin(crate::backoff::spin_budget());
+        }
+    });
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => Err(SyncAwaitError::Panicked(e.into_panic())),
+        Err(_) => Err(SyncAwaitError::LoopGone),
     }
 }
