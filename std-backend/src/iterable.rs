@@ -1,5 +1,7 @@
-//! Iterators as async `Stream`s: [`threaded_iterable`], [`threaded_iterable_separate`] and the
-//! `threaded_iterable!` / `threaded_iterable_separate!` macros.
+//! Iterators as async `Stream`s: [`IterCall`], the closure forms
+//! [`threaded_iterable`](fn@threaded_iterable) and
+//! [`threaded_iterable_separate`](fn@threaded_iterable_separate), and what the
+//! `#[threaded_iterable]` attributes expand to.
 //!
 //! A sync iterator runs on a pool thread (or a dedicated thread) and hands its items to the
 //! async side through the core's bounded SPSC ring:
@@ -29,11 +31,10 @@
 //! ```
 //! use futures::StreamExt;
 //!
-//! aiothreads::threaded_iterable! {
-//!     /// Squares, computed on a pool thread.
-//!     fn squares(n: u64) -> impl Iterator<Item = u64> {
-//!         (0..n).map(|i| i * i)
-//!     }
+//! /// Squares, computed on a pool thread.
+//! #[aiothreads::threaded_iterable]
+//! fn squares(n: u64) -> impl Iterator<Item = u64> {
+//!     (0..n).map(|i| i * i)
 //! }
 //!
 //! # futures::executor::block_on(async {
@@ -156,7 +157,7 @@ enum Target {
 
 /// One call of an iterable: a `Stream` of the iterator's items, started on first poll.
 ///
-/// Made by the [`threaded_iterable!`](crate::threaded_iterable!) macros, by
+/// Made by the [`#[threaded_iterable]`](macro@crate::threaded_iterable) attributes, by
 /// [`ThreadedIterable::call`] and by [`IterCall::new`]. A sync iterator runs on a pool thread
 /// (or a dedicated thread) and hands its items to the async side through the core's bounded
 /// SPSC ring:
@@ -619,7 +620,7 @@ impl<F: IterFn> fmt::Debug for Close<'_, F> {
 }
 
 /// A wrapper of an iterator-making function: calling it gives a stream
-/// ([`IterCall`]). The closure form of the `threaded_iterable!` macro.
+/// ([`IterCall`]). The closure form of [`#[threaded_iterable]`](macro@crate::threaded_iterable).
 ///
 /// # Examples
 /// ```
@@ -642,10 +643,20 @@ pub struct ThreadedIterable<G> {
 
 /// Wraps `f(arg)` so each call is a stream produced on the default pool.
 ///
-/// For several arguments take a tuple (`|(a, b): (u32, u32)| …`).
+/// For several arguments take a tuple (`|(a, b): (u32, u32)| …`). The closure form of
+/// [`#[threaded_iterable]`](macro@crate::threaded_iterable), for builds without the `macros`
+/// feature or for iterators made at run time.
 ///
 /// # Examples
-/// See [`ThreadedIterable`].
+/// ```
+/// use futures::StreamExt;
+///
+/// let ranges = aiothreads::threaded_iterable(|(from, to): (u32, u32)| from..to).max_size(8);
+/// futures::executor::block_on(async {
+///     let got: Vec<u32> = ranges.call((3, 6)).collect().await;
+///     assert_eq!(got, [3, 4, 5]);
+/// });
+/// ```
 pub fn threaded_iterable<G>(f: G) -> ThreadedIterable<G> {
     ThreadedIterable {
         f,
@@ -737,127 +748,6 @@ impl<G> fmt::Debug for ThreadedIterable<G> {
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
-}
-
-/// Declares functions whose calls are streams of an iterator produced on the default pool.
-///
-/// The body returns anything iterable; write the return type as
-/// `impl Iterator<Item = T>`, `impl IntoIterator<Item = T>` or a concrete iterable type.
-/// Options go in a leading `#[max_size = N]` attribute. Each call returns an [`IterCall`]: a
-/// `Stream` (`.next().await`, `StreamExt`), with `.sync_call()` for the plain iterator,
-/// `.max_size(n)`, `.on(&pool)`, `.close().await`.
-///
-/// Methods work with receivers by value (`self`, `self: Arc<Self>`): the iterator runs on
-/// another thread, so it cannot borrow `self`.
-///
-/// # Examples
-/// ```
-/// use futures::StreamExt;
-///
-/// aiothreads::threaded_iterable! {
-///     #[max_size = 1]
-///     pub fn pages(count: u32) -> impl Iterator<Item = String> {
-///         (1..=count).map(|page| format!("page {page}"))
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// let mut stream = pages(100);
-/// assert_eq!(stream.next().await.as_deref(), Some("page 1"));
-/// // `break` / drop: the iterator stops and is dropped on its thread.
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded_iterable {
-    ($($items:tt)*) => {
-        $crate::__threaded_iterable_items! { [pool] $($items)* }
-    };
-}
-
-/// Like [`threaded_iterable!`], but each call produces on a new thread named after the
-/// function.
-///
-/// # Examples
-/// ```
-/// use futures::StreamExt;
-///
-/// aiothreads::threaded_iterable_separate! {
-///     fn ticks(n: u32) -> impl Iterator<Item = Option<String>> {
-///         (0..n).map(|_| std::thread::current().name().map(str::to_owned))
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// let names: Vec<_> = ticks(2).collect().await;
-/// assert_eq!(names, [Some("ticks".to_owned()), Some("ticks".to_owned())]);
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded_iterable_separate {
-    ($($items:tt)*) => {
-        $crate::__threaded_iterable_items! { [separate] $($items)* }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_items {
-    ([$mode:ident]) => {};
-    // `#[max_size = N]` option.
-    ([$mode:ident]
-     #[max_size = $max:expr]
-     $(#[$attr:meta])*
-     $vis:vis fn $name:ident ($($params:tt)*) -> $($rest:tt)*) => {
-        $crate::__threaded_iterable_ret! {
-            [$mode] [$max] [$(#[$attr])*] [$vis] $name [$($params)*] $($rest)*
-        }
-    };
-    ([$mode:ident]
-     $(#[$attr:meta])*
-     $vis:vis fn $name:ident ($($params:tt)*) -> $($rest:tt)*) => {
-        $crate::__threaded_iterable_ret! {
-            [$mode] [] [$(#[$attr])*] [$vis] $name [$($params)*] $($rest)*
-        }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_ret {
-    // `-> impl Iterator<Item = T>` / `-> impl IntoIterator<Item = T>` (extra `+ Bounds` allowed).
-    ([$mode:ident] [$($max:expr)?] [$(#[$attr:meta])*] [$vis:vis] $name:ident [$($params:tt)*]
-     impl $trait:ident <Item = $item:ty> $(+ $bound:tt)* $body:block $($more:tt)*) => {
-        $(#[$attr])*
-        $vis fn $name($($params)*) -> $crate::IterCall<impl $crate::IterFn<Item = $item> + Unpin> {
-            $crate::__threaded_iterable_call!($mode [$($max)?] $name, move || $body)
-        }
-        $crate::__threaded_iterable_items! { [$mode] $($more)* }
-    };
-    // A concrete iterable type.
-    ([$mode:ident] [$($max:expr)?] [$(#[$attr:meta])*] [$vis:vis] $name:ident [$($params:tt)*]
-     $ret:ty $body:block $($more:tt)*) => {
-        $(#[$attr])*
-        $vis fn $name($($params)*)
-            -> $crate::IterCall<impl $crate::IterFn<Item = <$ret as ::core::iter::IntoIterator>::Item> + Unpin>
-        {
-            $crate::__threaded_iterable_call!($mode [$($max)?] $name, move || -> $ret $body)
-        }
-        $crate::__threaded_iterable_items! { [$mode] $($more)* }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_call {
-    (pool [] $name:ident, $f:expr) => {
-        $crate::IterCall::new($f)
-    };
-    (separate [] $name:ident, $f:expr) => {
-        $crate::IterCall::new_separate(::core::stringify!($name), $f)
-    };
-    ($mode:ident [$max:expr] $name:ident, $f:expr) => {
-        $crate::__threaded_iterable_call!($mode [] $name, $f).max_size($max)
-    };
 }
 
 #[cfg(test)]

@@ -385,7 +385,7 @@ impl Loop {
     /// # Examples
     /// ```
     /// let lp = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
-    /// let (tx, rx) = aiothreads::core::slot::oneshot();
+    /// let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
     /// lp.spawn(async move { tx.send(9).unwrap() }).unwrap();
     /// assert_eq!(aiothreads::block_on(rx), Ok(9));
     /// ```

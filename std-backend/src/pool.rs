@@ -942,7 +942,7 @@ fn default_max_threads() -> usize {
 
 static DEFAULT: OnceLock<Pool> = OnceLock::new();
 
-/// The process-wide default pool, used by [`spawn`](crate::spawn), `threaded!` and
+/// The process-wide default pool, used by [`spawn`](crate::spawn), `#[threaded]` and
 /// [`threaded`](crate::threaded()) unless another pool is chosen. Started lazily on first use,
 /// with [`Builder::new`]'s settings (so its size follows
 /// [`AIOTHREADS_MAX_THREADS`](MAX_THREADS_ENV)).

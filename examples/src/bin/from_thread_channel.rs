@@ -16,20 +16,22 @@ use std::time::Duration;
 use aiothreads::{ChannelClosed, FromThreadChannel};
 use futures::{Stream, StreamExt};
 
-aiothreads::threaded! {
-    /// Sync code consuming an async stream: sums the readings until one is over the limit.
-    fn sum_until_over(limit: u64, readings: std::pin::Pin<Box<dyn Stream<Item = u64> + Send>>) -> (u64, usize) {
-        let mut sum = 0;
-        let mut seen = 0;
-        for reading in aiothreads::blocking_iter(readings, 4) {
-            seen += 1;
-            if reading > limit {
-                break; // drops the iterator: the stream stops on the loop
-            }
-            sum += reading;
+/// Sync code consuming an async stream: sums the readings until one is over the limit.
+#[aiothreads::threaded]
+fn sum_until_over(
+    limit: u64,
+    readings: std::pin::Pin<Box<dyn Stream<Item = u64> + Send>>,
+) -> (u64, usize) {
+    let mut sum = 0;
+    let mut seen = 0;
+    for reading in aiothreads::blocking_iter(readings, 4) {
+        seen += 1;
+        if reading > limit {
+            break; // drops the iterator: the stream stops on the loop
         }
-        (sum, seen)
+        sum += reading;
     }
+    (sum, seen)
 }
 
 /// An async stream that needs the tokio runtime (its timer): reading `i` is `i * 10`.

@@ -10,16 +10,14 @@ use std::any::type_name_of_val;
 
 use futures::StreamExt;
 
-aiothreads::threaded! {
-    fn sync_function(x: i32) -> String {
-        x.to_string()
-    }
+#[aiothreads::threaded]
+fn sync_function(x: i32) -> String {
+    x.to_string()
 }
 
-aiothreads::threaded_iterable! {
-    fn sync_generator(n: u32) -> impl Iterator<Item = u32> {
-        0..n
-    }
+#[aiothreads::threaded_iterable]
+fn sync_generator(n: u32) -> impl Iterator<Item = u32> {
+    0..n
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -24,23 +24,21 @@ fn expensive_cpu_work(data: u64) -> u64 {
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-aiothreads::threaded_separate! {
-    /// For CPU-bound work that may run long: a thread of its own, named `cpu_bound_task`.
-    fn cpu_bound_task(data: u64) -> (u64, String) {
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        (expensive_cpu_work(data), name)
-    }
+/// For CPU-bound work that may run long: a thread of its own, named `cpu_bound_task`.
+#[aiothreads::threaded_separate]
+fn cpu_bound_task(data: u64) -> (u64, String) {
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
+    (expensive_cpu_work(data), name)
 }
 
-aiothreads::threaded! {
-    /// For I/O-bound work the pool is usually sufficient.
-    fn io_bound_task(url: String) -> String {
-        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-        MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50)); // the request
-        RUNNING.fetch_sub(1, Ordering::SeqCst);
-        format!("response of {url}")
-    }
+/// For I/O-bound work the pool is usually sufficient.
+#[aiothreads::threaded]
+fn io_bound_task(url: String) -> String {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(50)); // the request
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    format!("response of {url}")
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -19,18 +19,20 @@ fn expensive_operation(i: u64) -> u64 {
     i * 2
 }
 
-aiothreads::threaded_iterable_separate! {
-    #[max_size = 50]
-    /// Runs on a dedicated thread, not on the pool.
-    fn cpu_intensive_generator() -> impl Iterator<Item = u64> {
-        println!("  the generator runs on thread {:?}", std::thread::current().name());
-        (0..1000).map(heavy_computation)
-    }
+/// Runs on a dedicated thread, not on the pool.
+#[aiothreads::threaded_iterable_separate(max_size = 50)]
+fn cpu_intensive_generator() -> impl Iterator<Item = u64> {
+    println!(
+        "  the generator runs on thread {:?}",
+        std::thread::current().name()
+    );
+    (0..1000).map(heavy_computation)
+}
 
-    /// Each stream creates a new thread.
-    fn data_stream() -> impl Iterator<Item = u64> {
-        (0..1_000_000).map(expensive_operation)
-    }
+/// Each stream creates a new thread.
+#[aiothreads::threaded_iterable_separate]
+fn data_stream() -> impl Iterator<Item = u64> {
+    (0..1_000_000).map(expensive_operation)
 }
 
 /// The names of this process's threads (Linux), `None` where `/proc` is not available.

@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-aiothreads::threaded! {
-    /// A blocking request (simulated).
-    fn fetch_url(url: String) -> String {
-        std::thread::sleep(Duration::from_millis(50));
-        format!("<html>contents of {url}</html>")
-    }
+/// A blocking request (simulated).
+#[aiothreads::threaded]
+fn fetch_url(url: String) -> String {
+    std::thread::sleep(Duration::from_millis(50));
+    format!("<html>contents of {url}</html>")
+}
 
-    fn compute(x: i32, y: i32) -> i32 {
-        x + y
-    }
+#[aiothreads::threaded]
+fn compute(x: i32, y: i32) -> i32 {
+    x + y
 }
 
 async fn fetch_multiple() -> Vec<String> {
