@@ -148,7 +148,9 @@ pub fn threaded_separate(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Option: `max_size = N`, a constant expression of at least 1 (default:
 /// `aiothreads::default_max_size()`, 1024 or `THREADED_ITERABLE_DEFAULT_MAX_SIZE`); `0` is a
 /// compile error, since the queue is bounded. The function grammar and the rules for
-/// arguments and receivers are those of [`macro@threaded`].
+/// arguments and receivers are those of [`macro@threaded`]. The call (the arguments and the
+/// body) is boxed once per stream, so that the stream is `Unpin` — `.next().await` works —
+/// whatever the arguments are.
 ///
 /// # Examples
 /// ```
@@ -262,7 +264,7 @@ fn expand(form: &Form, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
     let max_size = parse_options(form, attr, &mut errors);
     check_signature(form, &func, &mut errors);
     let iter_ret = if form.iterable {
-        iterable_return(form, &func.sig.output, &mut errors)
+        iterable_return(form, &func.sig, &mut errors)
     } else {
         None
     };
@@ -406,9 +408,9 @@ fn check_signature(form: &Form, func: &ItemFn, errors: &mut Errors) {
             }
             FnArg::Typed(arg) => {
                 if let Some(borrow) = find_borrow(&arg.ty) {
-                    let pat = arg.pat.to_token_stream();
-                    let ty = arg.ty.to_token_stream();
-                    errors.push(
+                    let pat = pretty(&arg.pat);
+                    let ty = pretty(&arg.ty);
+                    errors.push_spanned(
                         borrow,
                         format!(
                             "argument `{pat}` is borrowed (`{ty}`): arguments of a \
@@ -424,23 +426,44 @@ fn check_signature(form: &Form, func: &ItemFn, errors: &mut Errors) {
     }
 }
 
-/// The span of the first borrow with a lifetime other than `'static` in `ty` (a reference, or
+/// Tokens as a person writes them (`&str`, `Cow<'a, str>`), for messages.
+fn pretty(tokens: impl ToTokens) -> String {
+    let mut text = tokens.to_token_stream().to_string();
+    for (from, to) in [
+        ("& ", "&"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The tokens of the first borrow with a lifetime other than `'static` in `ty` (a reference, or
 /// a lifetime argument), skipping higher-ranked places (`fn(&str)`, `Fn(&str)`,
 /// `for<'a> ..`), whose borrows belong to the function called, not to the value.
-fn find_borrow(ty: &Type) -> Option<Span> {
-    struct Finder(Option<Span>);
+fn find_borrow(ty: &Type) -> Option<TokenStream2> {
+    struct Finder(Option<TokenStream2>);
 
     impl<'ast> Visit<'ast> for Finder {
         fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
             let is_static = r.lifetime.as_ref().is_some_and(|lt| lt.ident == "static");
             if !is_static && self.0.is_none() {
-                self.0 = Some(r.span());
+                self.0 = Some(r.to_token_stream());
             }
             syn::visit::visit_type(self, &r.elem);
         }
         fn visit_lifetime(&mut self, lt: &'ast syn::Lifetime) {
             if lt.ident != "static" && self.0.is_none() {
-                self.0 = Some(lt.span());
+                self.0 = Some(lt.to_token_stream());
             }
         }
         fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
@@ -470,11 +493,12 @@ enum IterReturn {
     Concrete(Type),
 }
 
-fn iterable_return(form: &Form, output: &ReturnType, errors: &mut Errors) -> Option<IterReturn> {
-    let ty = match output {
+fn iterable_return(form: &Form, sig: &syn::Signature, errors: &mut Errors) -> Option<IterReturn> {
+    let ident_span = sig.ident.span();
+    let ty = match &sig.output {
         ReturnType::Default => {
             errors.push(
-                Span::call_site(),
+                ident_span,
                 format!(
                     "`#[{}]` needs the iterator's type: add `-> impl Iterator<Item = T>` (or a \
                      concrete iterable type)",
@@ -552,6 +576,40 @@ fn pattern_bindings(pat: &Pat, out: &mut Vec<TokenStream2>) {
     }
 }
 
+/// `arguments_cross_to_another_thread::<T>()` (a `Send + 'static` bound) for the type of every argument and receiver, spanned on that
+/// type: an argument that cannot cross to another thread (not `Send`, not `'static`) is
+/// reported on the argument, not on the generated closure.
+fn argument_checks(func: &ItemFn) -> TokenStream2 {
+    let mut checks = TokenStream2::new();
+    for input in &func.sig.inputs {
+        let ty = match input {
+            FnArg::Receiver(r) => &r.ty,
+            FnArg::Typed(arg) => &arg.ty,
+        };
+        if contains_impl_trait(ty) {
+            // An anonymous type parameter: its bounds are in the signature.
+            continue;
+        }
+        let span = ty.span();
+        checks.extend(quote_spanned! {span=>
+            ::aiothreads::__private::arguments_cross_to_another_thread::<#ty>();
+        });
+    }
+    checks
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
 /// The span that errors about the generated return type (a non-`Send` or non-`'static`
 /// result or capture) should point at: the user's return type, else the function's name.
 fn output_span(func: &ItemFn) -> Span {
@@ -579,6 +637,7 @@ fn expand_call(form: &Form, func: ItemFn) -> TokenStream2 {
             impl ::core::ops::FnOnce() -> #ret + ::core::marker::Send + 'static
         >
     };
+    let checks = argument_checks(&func);
     let closure = quote!(move || #closure_ret { #captures #block });
     let body = if form.separate {
         let name = sig.ident.to_string();
@@ -589,6 +648,7 @@ fn expand_call(form: &Form, func: ItemFn) -> TokenStream2 {
     quote! {
         #(#attrs)*
         #vis #sig {
+            #checks
             #body
         }
     }
@@ -620,31 +680,36 @@ fn expand_iterable(
             impl ::aiothreads::__private::IterFn<Item = #item> + ::core::marker::Unpin
         >
     };
-    let closure = quote!(move || #closure_ret { #captures #block });
+    // Boxed: the stream is `Unpin` (so `.next().await` works) whatever the arguments are;
+    // one allocation per stream, beside the ring and the job that starting it allocates.
+    let checks = argument_checks(&func);
+    let closure = quote!(::std::boxed::Box::new(move || #closure_ret { #captures #block }));
     let mut body = if form.separate {
         let name = sig.ident.to_string();
         quote_spanned!(span=> ::aiothreads::__private::IterCall::new_separate(#name, #closure))
     } else {
         quote_spanned!(span=> ::aiothreads::__private::IterCall::new(#closure))
     };
+    let mut max_check = TokenStream2::new();
     if let Some(max) = max_size {
-        // A constant, checked when the program is compiled (a literal 0 was refused above).
-        let max_span = max.span();
-        let checked = quote_spanned! {max_span=>
-            const {
-                let max_size: usize = #max;
-                ::core::assert!(
-                    max_size > 0,
+        // A constant: a literal 0 was refused above; any other expression is checked when the
+        // program is compiled, by a constant item (evaluated by `cargo check` too).
+        if !matches!(max, Expr::Lit(_)) {
+            let max_span = max.span();
+            max_check = quote_spanned! {max_span=>
+                const _: () = ::core::assert!(
+                    (#max) > 0,
                     "max_size must be at least 1: the queue between the threads is bounded"
                 );
-                max_size
-            }
-        };
-        body = quote!(#body.max_size(#checked));
+            };
+        }
+        body = quote!(#body.max_size(#max));
     }
     quote! {
         #(#attrs)*
         #vis #sig {
+            #max_check
+            #checks
             #body
         }
     }

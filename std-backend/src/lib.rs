@@ -134,6 +134,11 @@ pub use aiothreads_macros::{
 #[doc(hidden)]
 pub mod __private {
     pub use crate::{Call, IterCall, IterFn};
+
+    /// Fails to compile, at the argument's type, unless a value of `T` can cross to another
+    /// thread: the attribute macros call it for every argument of a threaded function.
+    #[inline(always)]
+    pub const fn arguments_cross_to_another_thread<T: Send + 'static>() {}
 }
 
 mod block_on;

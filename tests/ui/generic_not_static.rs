@@ -1,0 +1,6 @@
+#[aiothreads::threaded]
+fn echo<T: Send>(value: T) -> T {
+    value
+}
+
+fn main() {}
