@@ -67,9 +67,7 @@ impl Target {
 /// assert_eq!(Call::new(|| 5).sync_call(), 5);
 /// # });
 /// ```
-#[must_use = "a Call does nothing until `.await`ed, `.call()`ed or `.sync_call()`ed; \
-              dropping the handle of `.call()` cancels the job: use `.call().detach()` \
-              to let it run unobserved"]
+#[must_use = "a Call does nothing until it is awaited, called or sync-called"]
 pub struct Call<F> {
     f: F,
     target: Target,
