@@ -97,6 +97,7 @@ pub fn default_max_size() -> usize {
 ///
 /// # Panics
 /// If `max_size` is 0.
+#[track_caller]
 fn checked_max_size(max_size: usize) -> usize {
     assert!(
         max_size > 0,
@@ -280,6 +281,7 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..10).max_size(2);
     /// # drop(s);
     /// ```
+    #[track_caller]
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.max_size = Some(checked_max_size(max_size));
         self
@@ -686,6 +688,7 @@ impl<G> ThreadedIterable<G> {
     ///
     /// # Panics
     /// If `max_size` is 0.
+    #[track_caller]
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.max_size = Some(checked_max_size(max_size));
         self

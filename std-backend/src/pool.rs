@@ -44,7 +44,14 @@ use std::time::Instant;
 
 use crate::task::{JoinError, JoinHandle, Output, Runnable, Task};
 
-/// Name of the environment variable that sets the default maximum number of threads.
+/// Name of the environment variable that sets the default maximum number of threads. Read
+/// once, when the first pool is configured; a value that is not a positive integer panics
+/// there, naming the variable and the value (as `THREADED_ITERABLE_DEFAULT_MAX_SIZE` does).
+///
+/// # Examples
+/// ```
+/// assert_eq!(aiothreads::MAX_THREADS_ENV, "AIOTHREADS_MAX_THREADS");
+/// ```
 pub const MAX_THREADS_ENV: &str = "AIOTHREADS_MAX_THREADS";
 
 /// Configuration shared by the workers; fixed at `build()`.
@@ -725,6 +732,9 @@ impl Builder {
     /// min(32, cpus + 4), thread names `aiothreads-N`, the platform's default stack size,
     /// a keep-alive of 10 s, an unbounded queue, 20 µs of worker spin and 4 µs of poll spin.
     ///
+    /// # Panics
+    /// If `AIOTHREADS_MAX_THREADS` is set to anything but a positive integer (read once).
+    ///
     /// # Examples
     /// ```
     /// let pool = aiothreads::Pool::builder().build();
@@ -755,6 +765,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().max_threads(1).build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn max_threads(mut self, n: usize) -> Self {
         assert!(
             n > 0,
@@ -774,6 +785,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().thread_name_prefix("fs").build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         assert!(
@@ -830,6 +842,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().max_threads(1).max_queued(Some(2)).build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn max_queued(mut self, max: Option<usize>) -> Self {
         assert!(
             max != Some(0),
@@ -910,34 +923,36 @@ fn cpus() -> usize {
     thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-/// min(32, cpus + 4), or [`MAX_THREADS_ENV`] when it holds a positive integer. An invalid
-/// value is reported once on stderr and ignored (a misconfigured variable should not make
-/// the first blocking call of a server panic).
+/// min(32, cpus + 4), or [`MAX_THREADS_ENV`] when it is set. Read once.
+///
+/// # Panics
+/// If the variable is set to anything but a positive integer, naming the variable and the
+/// value — the same policy as `THREADED_ITERABLE_DEFAULT_MAX_SIZE`: a typo must not silently
+/// become the default (`64k` would give a 6-thread pool where 64 were asked for).
 fn default_max_threads() -> usize {
-    static VALUE: OnceLock<usize> = OnceLock::new();
-    *VALUE.get_or_init(|| {
-        let computed = (cpus() + 4).min(32);
-        match std::env::var(MAX_THREADS_ENV) {
-            Err(std::env::VarError::NotPresent) => computed,
-            Ok(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    eprintln!(
-                        "aiothreads: ignoring {MAX_THREADS_ENV}={v:?} (expected a positive \
-                         integer); using {computed} threads"
-                    );
-                    computed
-                }
-            },
-            Err(std::env::VarError::NotUnicode(v)) => {
-                eprintln!(
-                    "aiothreads: ignoring {MAX_THREADS_ENV}={v:?} (not unicode); using \
-                     {computed} threads"
-                );
-                computed
-            }
-        }
-    })
+    static VALUE: OnceLock<Result<usize, String>> = OnceLock::new();
+    let computed = || (cpus() + 4).min(32);
+    match VALUE.get_or_init(|| parse_max_threads(std::env::var_os(MAX_THREADS_ENV), computed)) {
+        Ok(n) => *n,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// Parses the value of [`MAX_THREADS_ENV`]; `computed` gives the default when it is not set.
+fn parse_max_threads(
+    value: Option<std::ffi::OsString>,
+    computed: impl FnOnce() -> usize,
+) -> Result<usize, String> {
+    let Some(value) = value else {
+        return Ok(computed());
+    };
+    match value.to_str().map(|s| s.trim().parse::<usize>()) {
+        Some(Ok(n)) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{MAX_THREADS_ENV} must be a positive integer (the size of the default thread \
+             pool), got {value:?}"
+        )),
+    }
 }
 
 static DEFAULT: OnceLock<Pool> = OnceLock::new();
