@@ -125,6 +125,15 @@ fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
 /// Implemented for every `FnOnce() -> impl IntoIterator` that is `Send + 'static` with `Send`
 /// items. The iterator itself need not be `Send`: it is created, used and dropped on the
 /// producer thread.
+///
+/// # Examples
+/// ```
+/// use aiothreads::IterFn;
+///
+/// // A closure returning anything iterable is an `IterFn`; `make` runs it.
+/// let make = || vec!["a", "b"];
+/// assert_eq!(make.make().collect::<Vec<_>>(), ["a", "b"]);
+/// ```
 pub trait IterFn: Send + 'static {
     /// The items.
     type Item: Send + 'static;
@@ -560,6 +569,15 @@ impl<F: IterFn> fmt::Debug for IterCall<F> {
 }
 
 /// A stream of `Result`s over an [`IterCall`]: see [`IterCall::try_stream`].
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+///
+/// let s = aiothreads::IterCall::new(|| (1..=3).map(|i| if i < 3 { i } else { panic!("disk gone") }));
+/// let items: Vec<_> = futures::executor::block_on(s.try_stream().collect());
+/// assert!(matches!(items[..], [Ok(1), Ok(2), Err(ref e)] if e.is_panic()));
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct TryIterCall<F: IterFn> {
     inner: IterCall<F>,
@@ -589,6 +607,19 @@ impl<F: IterFn> fmt::Debug for TryIterCall<F> {
 ///
 /// Cancel-safe: the stream stays closed if this future is dropped; a later `close()` waits
 /// again.
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+///
+/// let mut endless = aiothreads::IterCall::new(|| 0u64..);
+/// futures::executor::block_on(async {
+///     assert_eq!(endless.next().await, Some(0));
+///     let closing: aiothreads::Close<'_, _> = endless.close();
+///     closing.await.unwrap(); // the iterator has been dropped on its thread
+///     assert_eq!(endless.next().await, None);
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Close<'a, F: IterFn> {
     call: &'a mut IterCall<F>,

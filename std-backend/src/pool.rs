@@ -442,6 +442,16 @@ impl Shared {
 }
 
 /// What [`Pool::shutdown`] left behind.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = aiothreads::Pool::builder().max_threads(1).build();
+/// let report = pool.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.left_running, 0); // nothing was running
+/// assert_eq!(report.cancelled_queued, 0); // nothing was queued
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
     /// Worker threads still running a job when the timeout ran out (they finish it and exit;
