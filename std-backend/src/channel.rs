@@ -374,17 +374,7 @@ impl<S: Stream + Unpin> Future for NextItem<'_, S> {
     }
 }
 
-/// Iterator of [`blocking_iter`]: the items of an async `Stream`, taken by a blocking thread.
-///
-/// # Examples
-/// ```
-/// let numbers = futures::stream::iter(1..=4);
-/// let job = aiothreads::spawn(move || {
-///     let items: aiothreads::BlockingIter<_> = aiothreads::blocking_iter(numbers, 2);
-///     items.map(|n| n * 10).collect::<Vec<_>>()
-/// });
-/// assert_eq!(aiothreads::block_on(job), [10, 20, 30, 40]);
-/// ```
+/// Iterator of [`blocking_iter`].
 pub struct BlockingIter<S: Stream> {
     inner: Inner<S>,
     /// The parker of the thread that last waited, with that thread's id.
