@@ -7,8 +7,9 @@ NO_STD_TARGET := thumbv7em-none-eabihf
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
-.PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc docsrs package \
-        minimal nostd msrv loom miri examples bench bench-quick soak sanitize clean
+.PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
+        examples bench bench-quick soak sanitize clean
+.PHONY: docsrs package minimal
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -44,6 +45,16 @@ test-release:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
 
+# The no_std proof: a plain cross build of the core, without dev-dependencies.
+nostd:
+	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET)
+	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features alloc
+
+# The published crates build with the declared minimum Rust version (own target dir).
+msrv:
+	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
+	$(CARGO) +$(MSRV) check $(PUBLISHED) --all-features --target-dir target/msrv
+
 # The published crates as docs.rs builds them ([package.metadata.docs.rs]: nightly, `--cfg docsrs`,
 # all features, so feature-gated items are shown with their badges). Own target dir.
 PUBLISHED := -p aiothreads-core -p aiothreads-macros -p aiothreads
@@ -62,16 +73,6 @@ minimal:
 	$(CARGO) check -p aiothreads --no-default-features
 	@if $(CARGO) tree -p aiothreads --no-default-features -e normal,build --prefix none \
 	  --format '{p}' | grep -q '^syn '; then echo "syn is in the minimal build"; exit 1; fi
-
-# The no_std proof: a plain cross build of the core, without dev-dependencies.
-nostd:
-	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET)
-	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features alloc
-
-# The published crates build with the declared minimum Rust version (own target dir).
-msrv:
-	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
-	$(CARGO) +$(MSRV) check $(PUBLISHED) --all-features --target-dir target/msrv
 
 # Every example runs and exits 0 (the demo included).
 examples:
