@@ -9,7 +9,6 @@ EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
         examples bench bench-quick soak sanitize clean
-.PHONY: docsrs package minimal
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -54,6 +53,8 @@ nostd:
 msrv:
 	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
 	$(CARGO) +$(MSRV) check $(PUBLISHED) --all-features --target-dir target/msrv
+
+.PHONY: docsrs package minimal
 
 # The published crates as docs.rs builds them ([package.metadata.docs.rs]: nightly, `--cfg docsrs`,
 # all features, so feature-gated items are shown with their badges). Own target dir.
