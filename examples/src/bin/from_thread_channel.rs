@@ -5,7 +5,7 @@
 //!    async side `get().await`s them, or reads the channel as a `Stream`. When the sender
 //!    goes, the items already sent are delivered, then the channel reports closed; when the
 //!    receiver goes, the next `put` fails and hands the item back.
-//! 2. `blocking_iter(stream, max_size)`: sync code in a `threaded!` job consumes an async
+//! 2. `blocking_iter(stream, max_size)`: sync code in a `#[threaded]` job consumes an async
 //!    `Stream` (here one driven by tokio timers) as a plain `Iterator`; the stream runs on the
 //!    caller's loop.
 

@@ -2,8 +2,8 @@
 //! threaded iterable share one calling pattern.
 //!
 //! In Python the decorated names are wrapper objects (`Threaded`, `ThreadedIterable`); in Rust
-//! they stay functions, and *calling* one gives the wrapper: a `Call` (for `threaded!`) or an
-//! `IterCall` stream (for `threaded_iterable!`), each with `sync_call()`. We print
+//! they stay functions, and *calling* one gives the wrapper: a `Call` (for `#[threaded]`) or an
+//! `IterCall` stream (for `#[threaded_iterable]`), each with `sync_call()`. We print
 //! `std::any::type_name` where the Python prints `type(...)`.
 
 use std::any::type_name_of_val;

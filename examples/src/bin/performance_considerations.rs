@@ -1,4 +1,4 @@
-//! "Performance Considerations": `threaded_separate!` for long CPU-bound work, `threaded!` for
+//! "Performance Considerations": `#[threaded_separate]` for long CPU-bound work, `#[threaded]` for
 //! I/O-bound work, and the pool size set once for the process —
 //! `loop.set_default_executor(ThreadPoolExecutor(max_workers=10))` becomes
 //! `aiothreads::set_default_pool(Pool::builder().max_threads(10).build())`
@@ -6,8 +6,8 @@
 //!
 //! The I/O of the original (`requests.get(url)`) is simulated with a sleep.
 //!
-//! Rust has no GIL, so CPU-bound work runs in parallel on the pool too: `threaded!` is the
-//! default choice for it as well (bounded by the pool size), `threaded_separate!` is for work
+//! Rust has no GIL, so CPU-bound work runs in parallel on the pool too: `#[threaded]` is the
+//! default choice for it as well (bounded by the pool size), `#[threaded_separate]` is for work
 //! that may run so long it would monopolise a worker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

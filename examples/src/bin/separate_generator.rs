@@ -1,6 +1,6 @@
-//! "Separate Thread Generators" and the "Resource Control Warning": `threaded_iterable_separate!`
+//! "Separate Thread Generators" and the "Resource Control Warning": `#[threaded_iterable_separate]`
 //! runs each stream's iterator on a new dedicated thread (named after the function), so many
-//! concurrent streams mean as many threads; `threaded_iterable!` on a pool stays within the
+//! concurrent streams mean as many threads; `#[threaded_iterable]` on a pool stays within the
 //! pool's bound.
 //!
 //! Threads are counted from `/proc/self/task` (Linux); elsewhere the counts are skipped.

@@ -3,8 +3,8 @@
 //!
 //! The original decorates a generator with `@threaded_separate`; in Rust a generator is an
 //! iterator, and the form that streams it from a dedicated thread is
-//! `threaded_iterable_separate!` (each line reaches the async loop as soon as it is read).
-//! `threaded_separate!` (a plain blocking call on a new thread) is shown too. A real FIFO is made
+//! `#[threaded_iterable_separate]` (each line reaches the async loop as soon as it is read).
+//! `#[threaded_separate]` (a plain blocking call on a new thread) is shown too. A real FIFO is made
 //! with `mkfifo` in a temporary directory; a writer thread plays the other program.
 
 use std::fs::File;

@@ -1,5 +1,5 @@
 //! "Sync and Async Calling" and "Type Preservation": every call form has the signature of the
-//! function written in `threaded!`.
+//! function marked `#[threaded]`.
 //!
 //! Python's `*args: str` and `**kwargs: str | int` have no direct Rust form: a Rust function
 //! has a fixed list of typed parameters. The usual translations are a slice or `Vec` for the

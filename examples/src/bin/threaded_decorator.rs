@@ -1,4 +1,4 @@
-//! The `threaded!` form: a blocking "fetch" and the three ways to call a threaded function.
+//! The `#[threaded]` form: a blocking "fetch" and the three ways to call a threaded function.
 //!
 //! The original fetches URLs with `requests`; here a sleep stands in for the remote server.
 
