@@ -1,6 +1,0 @@
-#[aiothreads::threaded]
-fn echo<T: Send>(value: T) -> T {
-    value
-}
-
-fn main() {}
