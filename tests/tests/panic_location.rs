@@ -26,7 +26,8 @@ fn panic_location(f: impl FnOnce()) -> (String, u32) {
 #[test]
 fn bad_sizes_point_at_the_caller() {
     let here = file!();
-    let cases: [(&str, u32, Box<dyn FnOnce()>); 4] = [
+    type Case = (&'static str, u32, Box<dyn FnOnce()>);
+    let cases: [Case; 4] = [
         (
             "max_threads(0)",
             line!() + 1,
