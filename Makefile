@@ -25,8 +25,8 @@ setup-nightly:
 	$(CARGO) +$(NIGHTLY) miri setup
 
 # ---- the CI suite ---------------------------------------------------------------------------
-test: setup fmt-check clippy test-debug test-release doc docsrs package minimal nostd msrv examples \
-      loom miri
+test: setup fmt-check clippy test-debug test-release doc docsrs package readme minimal nostd msrv \
+      examples loom miri
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -54,7 +54,7 @@ msrv:
 	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
 	$(CARGO) +$(MSRV) check $(PUBLISHED) --all-features --target-dir target/msrv
 
-.PHONY: docsrs package minimal
+.PHONY: docsrs package minimal readme
 
 # The published crates as docs.rs builds them ([package.metadata.docs.rs]: nightly, `--cfg docsrs`,
 # all features, so feature-gated items are shown with their badges). Own target dir.
@@ -68,6 +68,11 @@ docsrs: setup-nightly
 # target/package), with every feature on. `--allow-dirty` only for a work tree with local edits.
 package:
 	$(CARGO) package $(PUBLISHED) --all-features $(if $(CI),,--allow-dirty)
+
+# The README as pasted: a fresh package per install block (the workspace's crates patched in as
+# if published, the workspace's Cargo.lock for the rest), each Rust block below it built and run.
+readme:
+	$(CARGO) test -p aiothreads-tests --test readme -- --ignored
 
 # The smallest build: no default features, hence no proc-macro crate and no syn.
 minimal:

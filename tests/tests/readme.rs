@@ -210,3 +210,100 @@ fn requirement_matching() {
     assert!(!accepts("2", "1.0.0"));
     assert!(!accepts("0.1.3", "0.1.2"));
 }
+
+/// Builds the README as a new user would: a fresh package per install block, with exactly that
+/// block's `[dependencies]` (the workspace's crates patched in from their paths, as if
+/// published), and every Rust block below it (up to the next install block) built and run as
+/// an example of that package. Slow (it compiles the dependencies once more): `make readme`.
+#[test]
+#[ignore = "compiles fresh packages; run by `make readme`"]
+fn install_blocks_build_the_readme_examples_as_shown() {
+    let root = workspace();
+    let readme = read("README.md");
+    let scratch = root.join("target").join("readme-check");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let lock = read("Cargo.lock");
+    // Each Rust block goes with the nearest install block above it.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut lang_block = String::new();
+    let mut lang = None;
+    for line in readme.lines() {
+        match lang {
+            None => {
+                if let Some(info) = line.strip_prefix("```") {
+                    lang = Some(info.split(',').next().unwrap_or("").to_owned());
+                    lang_block.clear();
+                }
+            }
+            Some(ref l) if line == "```" => {
+                match l.as_str() {
+                    "toml" => groups.push((lang_block.clone(), Vec::new())),
+                    "rust" => groups
+                        .last_mut()
+                        .expect("an install block above every Rust block")
+                        .1
+                        .push(lang_block.clone()),
+                    _ => {}
+                }
+                lang = None;
+            }
+            Some(_) => {
+                lang_block.push_str(line);
+                lang_block.push('\n');
+            }
+        }
+    }
+    assert_eq!(
+        groups.iter().map(|g| g.1.len()).sum::<usize>(),
+        blocks(&readme, "rust").len()
+    );
+    for (i, (block, examples)) in groups.iter().enumerate() {
+        let dir = scratch.join(format!("install-{i}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).expect("scratch dir");
+        let mut manifest = format!(
+            "[package]\nname = \"readme-install-{i}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             publish = false\n\n[workspace]\n\n{block}\n[patch.crates-io]\n"
+        );
+        for (name, path) in OWN {
+            let dir = root
+                .join(path)
+                .parent()
+                .expect("crate dir")
+                .display()
+                .to_string();
+            manifest.push_str(&format!("{name} = {{ path = {dir:?} }}\n"));
+        }
+        std::fs::write(dir.join("Cargo.toml"), manifest).expect("manifest");
+        // The workspace's versions of the shared dependencies, not whatever is newest.
+        std::fs::write(dir.join("Cargo.lock"), &lock).expect("lock file");
+        std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").expect("main");
+        std::fs::create_dir_all(dir.join("examples")).expect("examples dir");
+        for (n, code) in examples.iter().enumerate() {
+            std::fs::write(dir.join(format!("examples/readme_{i}_{n}.rs")), code).expect("example");
+        }
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.arg("build")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(scratch.join("target"))
+            .arg("--examples");
+        let status = cmd.status().expect("run cargo");
+        assert!(
+            status.success(),
+            "install block {i} or a Rust block below it does not build:\n{block}"
+        );
+        for (n, code) in examples.iter().enumerate() {
+            let exe = scratch
+                .join("target/debug/examples")
+                .join(format!("readme_{i}_{n}"));
+            let status = std::process::Command::new(&exe)
+                .current_dir(&dir)
+                .status()
+                .expect("run example");
+            assert!(status.success(), "README example failed:\n{code}");
+        }
+    }
+}
