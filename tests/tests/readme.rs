@@ -197,8 +197,11 @@ fn rust_blocks_are_whole_programs_without_hidden_lines() {
         }
         assert!(block.contains("fn main()"), "not a whole program:\n{block}");
     }
-    // The first example shows how to let a job run without awaiting it (dropping cancels).
-    assert!(code[0].contains(".detach()"), "{}", code[0]);
+    // The README's first example is "A first look", and it shows how to let a job run without
+    // awaiting it (dropping the handle cancels).
+    let first_look = readme.split("## A first look").nth(1).expect("the section");
+    assert_eq!(code[0], blocks(first_look, "rust")[0]);
+    assert!(code[0].contains(".call().detach()"), "{}", code[0]);
 }
 
 #[test]
