@@ -714,3 +714,57 @@ fn expand_iterable(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn borrow_in(ty: &str) -> Option<String> {
+        let ty: Type = syn::parse_str(ty).expect("a type");
+        find_borrow(&ty).map(pretty)
+    }
+
+    #[test]
+    fn borrows_are_found() {
+        assert_eq!(borrow_in("&str").as_deref(), Some("&str"));
+        assert_eq!(borrow_in("&mut Vec<u8>").as_deref(), Some("&mut Vec<u8>"));
+        assert_eq!(borrow_in("Cow<'a, str>").as_deref(), Some("'a"));
+        assert_eq!(borrow_in("Option<&'_ [u8]>").as_deref(), Some("&'_ [u8]"));
+        assert_eq!(borrow_in("(u8, &'a u8)").as_deref(), Some("&'a u8"));
+        assert_eq!(borrow_in("Box<dyn Send + 'a>").as_deref(), Some("'a"));
+    }
+
+    #[test]
+    fn owned_static_and_higher_ranked_types_pass() {
+        for ty in [
+            "String",
+            "&'static str",
+            "Vec<&'static [u8]>",
+            "fn(&str) -> usize",
+            "Box<dyn Fn(&str) -> usize + Send>",
+            "Box<dyn for<'a> Fn(&'a str) -> &'a str + Send>",
+            "impl FnOnce(&mut Vec<u8>) + Send + 'static",
+            "std::sync::Arc<Self>",
+        ] {
+            assert_eq!(borrow_in(ty), None, "{ty}");
+        }
+    }
+
+    #[test]
+    fn pattern_bindings_are_all_collected() {
+        let pat = |s: &str| {
+            let arg: syn::FnArg = syn::parse_str(s).expect("an argument");
+            let FnArg::Typed(arg) = arg else {
+                unreachable!()
+            };
+            let mut out = Vec::new();
+            pattern_bindings(&arg.pat, &mut out);
+            out.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(pat("mut x: u8"), ["x"]);
+        assert_eq!(pat("(a, (b, _)): (u8, (u8, u8))"), ["a", "b"]);
+        assert_eq!(pat("Point { x, y: yy }: Point"), ["x", "yy"]);
+        assert_eq!(pat("[first, rest @ ..]: [u8; 3]"), ["first", "rest"]);
+        assert_eq!(pat("whole @ Wrapper(inner): Wrapper"), ["whole", "inner"]);
+    }
+}
