@@ -4,11 +4,13 @@
 CARGO ?= cargo
 NIGHTLY ?= nightly
 NO_STD_TARGET := thumbv7em-none-eabihf
+# Cortex-M0/M0+ and the smallest RISC-V: no compare-and-swap, hence the `portable-atomic` feature.
+NO_CAS_TARGETS := thumbv6m-none-eabi riscv32imc-unknown-none-elf
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
-        examples bench bench-quick soak sanitize clean
+        examples bench bench-quick sizes ring-instructions soak sanitize clean
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -16,7 +18,7 @@ demo:
 # ---- set-up -------------------------------------------------------------------------------
 setup:
 	rustup component add rustfmt clippy
-	rustup target add $(NO_STD_TARGET)
+	rustup target add $(NO_STD_TARGET) $(NO_CAS_TARGETS)
 
 # Installs nightly only when missing (an installed nightly is not updated under CI's feet).
 setup-nightly:
@@ -44,10 +46,26 @@ test-release:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
 
-# The no_std proof: a plain cross build of the core, without dev-dependencies.
+# The no_std proof: plain cross builds of the core, without dev-dependencies, with and without
+# `alloc`, and through `portable-atomic`. The no-CAS targets need the binary's choice of
+# portable-atomic back-end; `portable-atomic/unsafe-assume-single-core` stands in for it here
+# (a firmware crate would enable it, or `portable-atomic/critical-section`, itself).
+PA_SINGLE_CORE := portable-atomic,portable-atomic/unsafe-assume-single-core
 nostd:
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET)
 	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features alloc
+	$(CARGO) build -p aiothreads-core --target $(NO_STD_TARGET) --features portable-atomic,alloc
+	@set -e; for t in $(NO_CAS_TARGETS); do \
+	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE); \
+	  $(CARGO) build -p aiothreads-core --target $$t --features $(PA_SINGLE_CORE),alloc; \
+	done
+	# The published RAM sizes (README), asserted at compile time in the size probe.
+	$(CARGO) build -q --release --manifest-path sizes/probe/Cargo.toml --target-dir target/sizes \
+	  --target $(NO_STD_TARGET)
+	@set -e; for t in $(NO_CAS_TARGETS); do \
+	  $(CARGO) build -q --release --manifest-path sizes/probe/Cargo.toml --target-dir target/sizes \
+	    --target $$t --features single-core; \
+	done
 
 # The published crates build with the declared minimum Rust version (own target dir).
 msrv:
@@ -80,10 +98,11 @@ minimal:
 	@if $(CARGO) tree -p aiothreads --no-default-features -e normal,build --prefix none \
 	  --format '{p}' | grep -q '^syn '; then echo "syn is in the minimal build"; exit 1; fi
 
-# Every example runs and exits 0 (the demo included).
+# Every example runs and exits 0 (the demo included); the last line each prints is shown.
 examples:
 	$(CARGO) build -q --release -p aiothreads-examples --bins
-	@set -e; for e in $(EXAMPLES); do echo "== example $$e"; timeout 120 target/release/$$e > /dev/null; done
+	@set -e; for e in $(EXAMPLES); do echo "== example $$e"; \
+	  out=$$(timeout 120 target/release/$$e); printf '%s\n' "$$out" | tail -n 1; done
 
 loom:
 	RUSTFLAGS="--cfg aiothreads_loom" $(CARGO) test -p aiothreads-core --release --test 'loom*' \
@@ -122,6 +141,15 @@ bench:
 
 bench-quick:
 	AIOTHREADS_BENCH_QUICK=1 $(CARGO) run --release -p aiothreads-bench -- $(BENCH)
+
+# The README's size table: RAM per ring and code size per operation on each target, from the
+# `sizes/probe` fixture (opt-level "s") read with the toolchain's llvm-nm/llvm-objdump.
+sizes:
+	python3 scripts/sizes.py
+
+# Instructions per push+pop of the ring against rtrb and heapless::spsc (callgrind, one run).
+ring-instructions:
+	scripts/ring_instructions.sh
 
 clean:
 	$(CARGO) clean

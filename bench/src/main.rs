@@ -17,6 +17,7 @@ mod measure;
 mod pool;
 mod report;
 mod ring;
+mod slow_consumers;
 mod stream;
 
 use std::path::Path;
@@ -52,6 +53,9 @@ fn main() {
     timed("ring", &mut |r| ring::run(r, &want));
     timed("block_on / sync_await", &mut |r| block_on::run(r, &want));
     timed("stream", &mut |r| stream::run(r, &want));
+    if want("slow-consumers") {
+        timed("stream / many slow consumers", &mut slow_consumers::run);
+    }
 
     report.print_summary();
     let svg = if filter.is_empty() && !quick() {

@@ -3,8 +3,9 @@
 //!
 //! - two threads, both busy-spinning: single-item push/pop for all three, and ours batched
 //!   (`push_slice` / `pop_slice`, 256 at a time);
-//! - one thread, fill then drain: the instruction cost of push + pop alone, without the
-//!   cache-line traffic and the scheduling noise of the two-thread runs.
+//! - one thread, fill then drain, all three: the instruction cost of push + pop alone, without
+//!   the cache-line traffic and the scheduling noise of the two-thread runs
+//!   (`scripts/ring_instructions.sh` counts it under callgrind).
 
 use std::hint::{black_box, spin_loop};
 use std::thread;
@@ -149,6 +150,13 @@ fn rtrb_solo(n: u64) -> f64 {
     one_thread(n, |v| tx.push(v).is_ok(), || rx.pop().ok())
 }
 
+#[inline(never)]
+fn heapless_solo(n: u64) -> f64 {
+    let mut queue = Box::new(heapless::spsc::Queue::<u64, { CAPACITY + 1 }>::new());
+    let (mut tx, mut rx) = queue.split();
+    one_thread(n, |v| tx.enqueue(v).is_ok(), || rx.dequeue())
+}
+
 /// Runs the ring groups whose names `want` accepts: `ring/two-threads`, `ring/one-thread`
 /// (the latter alone is what PERFORMANCE.md runs under callgrind).
 pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
@@ -205,8 +213,25 @@ fn one_thread_cases(report: &mut Report) {
     let unit = "M items/s";
     let solo_n: u64 = size(50_000_000, 10_000_000);
     let case = "ring: push + pop on one thread, capacity 1024 (no contention)";
-    let (mut a, mut b) = (|| ours_solo(solo_n), || rtrb_solo(solo_n));
-    let s = interleave(reps(9, 5), true, &mut [&mut a, &mut b]);
+    let (mut a, mut b, mut c) = (
+        || ours_solo(solo_n),
+        || rtrb_solo(solo_n),
+        || heapless_solo(solo_n),
+    );
+    let runs = reps(9, 5);
+    let s = interleave(runs, true, &mut [&mut a, &mut b, &mut c]);
+    // Read by scripts/ring_instructions.sh to turn callgrind's counts into a per-pair figure.
+    println!(
+        "ring/one-thread: {} push+pop pairs per contender (warm-up included)",
+        solo_n * (runs as u64 + 1)
+    );
     report.add(case, "aiothreads ring push/pop", "throughput", unit, &s[0]);
     report.add(case, "rtrb push/pop", "throughput", unit, &s[1]);
+    report.add(
+        case,
+        "heapless::spsc enqueue/dequeue",
+        "throughput",
+        unit,
+        &s[2],
+    );
 }

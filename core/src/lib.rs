@@ -7,6 +7,8 @@
 //! - [`ring`]: a bounded, lock-free single-producer single-consumer ring with wait-free
 //!   `push`/`pop`, batch operations, close from either side, and waker-based async adapters
 //!   (`Stream`, `send().await`, `recv().await`) that wake the other side only when it waits.
+//!   Which of its operations an interrupt handler may call, and which it must not: see
+//!   [Use from an interrupt handler](ring#use-from-an-interrupt-handler).
 //! - [`slot`]: a oneshot slot: one value from one side to the other; the receiver is a
 //!   `Future`; the sender sees the receiver leave (cancellation) and the receiver sees the
 //!   sender leave without a value.
@@ -48,11 +50,47 @@
 //! ## Features
 //! - `alloc` (off by default): rings with a capacity chosen at run time on the heap, and
 //!   `Arc`-owned oneshot halves.
+//! - `portable-atomic` (off by default): every atomic of the crate, and `atomic-waker`'s, comes
+//!   from the [`portable-atomic`] crate, so the core builds for targets without
+//!   compare-and-swap: Cortex-M0/M0+ (`thumbv6m-none-eabi`), `riscv32imc-unknown-none-elf`.
+//!   On those targets the *binary* also chooses how `portable-atomic` makes its
+//!   read-modify-writes atomic: its `critical-section` feature (plus a `critical-section`
+//!   implementation, e.g. from `cortex-m`; right for multi-core chips such as the RP2040), or
+//!   its `unsafe-assume-single-core` feature (interrupts masked around each RMW; single-core
+//!   chips only). Without that choice the build stops with portable-atomic's error message.
+//!   On targets with CAS the feature changes nothing but the crate the instructions come from.
+//!
+//! The core needs compare-and-swap (or `portable-atomic`'s emulation of it) only off the hot
+//! path: `push`, `pop`, `try_send`'s check for a waiting consumer and the consumer's
+//! checkpoints are plain loads, stores and fences; a read-modify-write happens when a side
+//! actually waits or is woken, on close, in `try_split`, and in the oneshot slot.
+//!
+//! [`portable-atomic`]: https://docs.rs/portable-atomic
+//!
+//! ## Known limitation: a waker whose `clone` or `drop` panics
+//! Every waker cell of the crate (the ring's two, the slot's one) is `atomic-waker`'s
+//! `AtomicWaker`. Its `register` takes an internal lock, clones the new waker and drops the
+//! one it replaces *while holding the lock*, and has no unwind guard. If that `clone` (or
+//! that `drop`) panics, the panic reaches the caller of the `poll_*` method, and the cell
+//! stays locked for good: later registrations are ignored and later wake-ups find nothing to
+//! wake, so the side that polled with that waker (a stream, `recv().await`, `send().await`,
+//! a std `JoinHandle`) is never woken again and hangs unless it is polled for another reason.
+//! The ring's [`split`](ring::Ring::split) cannot reset such a cell either.
+//!
+//! We document this rather than work around it. tokio fixed the same flaw in its own
+//! `AtomicWaker` (PR 3689) with `catch_unwind`, which a `no_std` crate does not have; the only
+//! `no_std` fix is an unwind guard inside the lock, i.e. our own waker cell instead of the
+//! reviewed and model-checked `atomic-waker`, for a failure that needs a `Waker`
+//! implementation that panics in `clone` or `drop` (cloning the standard `Arc`-based wakers
+//! cannot panic: a reference-count overflow aborts). The methods concerned say so under
+//! `# Panics`.
 //!
 //! ## Checked by
 //! Unit tests, `loom` models (`RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads-core
-//! --release --test 'loom*'`), Miri, ThreadSanitizer, and a cross build for
-//! `thumbv7em-none-eabihf`. Each lock-free protocol and its models:
+//! --release --test 'loom*'`; loom's types take priority over the `portable-atomic` feature),
+//! Miri, ThreadSanitizer, and cross builds for `thumbv7em-none-eabihf`, and, with
+//! `portable-atomic`, `thumbv6m-none-eabi` and `riscv32imc-unknown-none-elf`. Each lock-free
+//! protocol and its models:
 //! - ring handoff (head/tail, cached indices, close flag, items dropped exactly once by the last
 //!   half): `push_pop_close`, `items_dropped_exactly_once`, `drain_races_pushes`;
 //! - ring consumer wake-up (`rx_waiting` + fence against the producer's notify):

@@ -2,9 +2,26 @@
 //!
 //! [`Slot`] is the allocation-free primitive (`const fn new`, so it can be a `static`, and
 //! embeddable in a larger allocation, which is how the std backend keeps one allocation per
-//! call). All its methods take `&self` and arbitrate with atomic bits, so misuse (two sends,
-//! two receivers) is refused, never undefined. With the `alloc` feature, [`oneshot`] makes an
-//! owned [`Sender`]/[`Receiver`] pair whose `Drop`s abandon and close the slot.
+//! call). All its methods take `&self` and arbitrate with atomic bits, so misuse is never
+//! undefined behaviour: a second `send` is refused (the value is handed back), and the value
+//! leaves the slot exactly once. With the `alloc` feature, [`oneshot`] makes an owned
+//! [`Sender`]/[`Receiver`] pair whose `Drop`s abandon and close the slot.
+//!
+//! # One receiver at a time
+//! The slot has room for **one** waker. Receivers that follow one another are fine (a
+//! dropped [`Recv`] future, then a new one: each poll registers its own waker). Two receivers
+//! *waiting at the same time* with different wakers are not refused, and one of them may wait
+//! forever:
+//! - each pending [`poll_recv`](Slot::poll_recv) replaces the registered waker, so `send` and
+//!   `abandon` wake only the receiver that polled last; the other is never woken and hangs
+//!   unless something else polls it again;
+//! - if the two polls register at the very same instant, `atomic-waker` keeps one waker and
+//!   silently drops the other registration, with the same result.
+//!
+//! The value itself is still safe: whichever receiver polls first after the send gets it, the
+//! other then gets [`RecvError::AlreadyTaken`]. Sharing one receive between tasks therefore
+//! needs a layer above the slot (one task receives and forwards); the owned [`Receiver`] is
+//! not `Clone` for that reason.
 //!
 //! - The receiver side is a `Future` ([`Slot::recv`], [`Receiver`]).
 //! - The sender sees that the receiver has gone ([`Slot::is_closed`]): that is how
@@ -250,6 +267,14 @@ impl<T> Slot<T> {
     }
 
     /// Polls for the value, registering `cx`'s waker when it is not there yet.
+    ///
+    /// The registered waker replaces the one of any other receiver that is waiting: only one
+    /// receiver may wait at a time (see [One receiver at a time](self#one-receiver-at-a-time)).
+    ///
+    /// # Panics
+    /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
+    /// propagates and the slot's waker cell stays locked: the receiver is never woken again
+    /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
         match self.try_recv() {
             Ok(value) => return Poll::Ready(Ok(value)),
@@ -269,7 +294,8 @@ impl<T> Slot<T> {
     /// A future of the value.
     ///
     /// Cancel-safe: dropping the future takes nothing out of the slot; a later `recv` still
-    /// gets the value.
+    /// gets the value. Only one `Recv` may wait at a time (see
+    /// [One receiver at a time](self#one-receiver-at-a-time)).
     pub fn recv(&self) -> Recv<'_, T> {
         Recv { slot: self }
     }
@@ -320,7 +346,7 @@ pub use owned::{oneshot, Receiver, Sender};
 #[cfg(feature = "alloc")]
 mod owned {
     use super::{RecvError, Slot};
-    use alloc::sync::Arc;
+    use crate::sync::Arc;
     use core::future::Future;
     use core::pin::Pin;
     use core::task::{Context, Poll};

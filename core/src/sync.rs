@@ -1,13 +1,54 @@
-//! The one place that chooses between `core` atomics and `loom`'s modelled ones.
+//! The one place that chooses where the crate's atomics come from.
 //!
-//! Every lock-free type of the crate takes its atomics, `UnsafeCell` and `AtomicWaker`
-//! from here, so `RUSTFLAGS="--cfg aiothreads_loom" cargo test --test loom` model-checks the
-//! very code that ships.
+//! Every lock-free type of the crate takes its atomics, `UnsafeCell`, `AtomicWaker` and
+//! `Arc` from here, so `RUSTFLAGS="--cfg aiothreads_loom" cargo test --test loom` model-checks
+//! the very code that ships. In order of priority:
+//!
+//! 1. `cfg(aiothreads_loom)`: loom's modelled atomics, `AtomicWaker` and `Arc`, whatever the
+//!    features (the models must see every access).
+//! 2. feature `portable-atomic`: `portable-atomic`'s types, which are the native instructions
+//!    where the target has them and a critical section (or interrupt masking, with
+//!    `unsafe-assume-single-core`) for the read-modify-writes where it does not. The
+//!    `atomic-waker` dependency is switched the same way by the feature.
+//! 3. otherwise `core::sync::atomic`.
+//!
+//! The `fence` is `core`'s outside loom, also with `portable-atomic`: a fence needs no
+//! compare-and-swap, every target we build for has it (`dmb` on Cortex-M, `fence` on
+//! RISC-V), and `core`'s is the one that Miri and ThreadSanitizer understand.
 
-#[cfg(not(aiothreads_loom))]
-pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 #[cfg(aiothreads_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+#[cfg(all(not(aiothreads_loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+#[cfg(all(not(aiothreads_loom), not(feature = "portable-atomic")))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+#[cfg(not(aiothreads_loom))]
+pub(crate) use core::sync::atomic::{fence, Ordering};
+
+/// The `Arc` of the heap rings and the owned oneshot: loom's in the loom build.
+#[cfg(aiothreads_loom)]
+pub(crate) use loom::sync::Arc;
+
+/// The `Arc` of the heap rings and the owned oneshot: `portable-atomic-util`'s on targets
+/// without pointer-sized compare-and-swap, where `alloc::sync` does not exist.
+#[cfg(all(
+    not(aiothreads_loom),
+    feature = "alloc",
+    feature = "portable-atomic",
+    not(target_has_atomic = "ptr")
+))]
+pub(crate) use portable_atomic_util::Arc;
+
+/// The `Arc` of the heap rings and the owned oneshot: the standard one.
+#[cfg(all(
+    not(aiothreads_loom),
+    feature = "alloc",
+    not(all(feature = "portable-atomic", not(target_has_atomic = "ptr")))
+))]
+pub(crate) use alloc::sync::Arc;
 
 /// `AtomicWaker` from the `atomic-waker` crate, or loom's model of the same protocol.
 #[cfg(not(aiothreads_loom))]
@@ -60,10 +101,66 @@ impl<T> UnsafeCell<T> {
 #[cfg(aiothreads_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
-/// Pads and aligns a value to 128 bytes (two cache lines on x86_64, one on Apple M-series and
-/// some ARM cores), so the producer's and the consumer's hot indices never share a line.
+/// Pads and aligns a value to the coherence granule of the target, so that the producer's and
+/// the consumer's hot indices never share a cache line (no false sharing between cores).
+///
+/// | target | alignment | why |
+/// |---|---|---|
+/// | x86_64, aarch64, arm64ec, powerpc64 | 128 | adjacent-line prefetch pairs 64-byte lines (x86_64); 128-byte lines (Apple M, POWER) |
+/// | s390x | 256 | 256-byte lines |
+/// | arm (A/R profile with an OS), mips, sparc, hexagon | 32 | 32-byte lines |
+/// | m68k | 16 | 16-byte lines |
+/// | bare-metal arm (`target_os = "none"`), bare-metal riscv32 | none | microcontrollers: no data cache, or one core behind it, so nothing to share falsely |
+/// | everything else (x86, riscv64, wasm, loongarch64, ...) | 64 | 64-byte lines |
+///
+/// Bare-metal 32-bit ARM is Cortex-M in practice (stable Rust exposes no cfg that tells the
+/// M profile from a bare-metal Cortex-A/R); on a multi-core bare-metal A/R system the missing
+/// padding costs speed, never correctness. Without padding a `Ring<u32, 16>` takes 100 bytes
+/// on a Cortex-M instead of 512 (asserted at compile time by `sizes/probe`, which `make nostd`
+/// builds for each microcontroller target).
 #[derive(Debug, Default)]
-#[repr(align(128))]
+#[cfg_attr(
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "arm64ec",
+        target_arch = "powerpc64",
+    ),
+    repr(align(128))
+)]
+#[cfg_attr(target_arch = "s390x", repr(align(256)))]
+#[cfg_attr(
+    any(
+        all(target_arch = "arm", not(target_os = "none")),
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "hexagon",
+    ),
+    repr(align(32))
+)]
+#[cfg_attr(target_arch = "m68k", repr(align(16)))]
+#[cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "arm64ec",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "arm",
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "hexagon",
+        target_arch = "m68k",
+        all(target_arch = "riscv32", target_os = "none"),
+    )),
+    repr(align(64))
+)]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
 impl<T> core::ops::Deref for CachePadded<T> {

@@ -429,6 +429,31 @@ fn push_iter_publishes_when_the_iterator_panics() {
 }
 
 #[test]
+fn push_iter_wakes_the_waiting_consumer_when_the_iterator_panics() {
+    let mut ring = Ring::<u32, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    // The consumer task waits on the empty ring.
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    // The iterator yields two items, then panics inside `push_iter`.
+    let result = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        let mut it = (0..).map(|i| if i == 2 { panic!("boom") } else { i });
+        tx.push_iter(&mut it)
+    }));
+    assert!(result.is_err());
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        1,
+        "the published items must wake the waiting consumer"
+    );
+    assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(0)));
+    assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+    assert!(rx.poll_recv(&mut cx).is_pending());
+}
+
+#[test]
 fn peek_and_lengths() {
     let mut ring = Ring::<u32, 4>::new();
     let (mut tx, mut rx) = ring.split();
@@ -577,4 +602,14 @@ fn errors_format_and_hand_values_back() {
     assert_eq!(Closed(NoDebug).to_string(), "ring is closed");
     let _: &dyn core::error::Error = &Closed(());
     let _: &dyn core::error::Error = &PopError::Empty;
+}
+
+/// The host keeps its 128-byte padding (two 64-byte lines, which x86_64 prefetches in pairs):
+/// three padded blocks of indices and signals plus 64 bytes of slots (README, `make sizes`).
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn x86_64_ring_size_and_alignment() {
+    assert_eq!(core::mem::align_of::<Ring<u32, 16>>(), 128);
+    assert_eq!(core::mem::size_of::<Ring<u32, 16>>(), 512);
+    assert_eq!(core::mem::size_of::<Ring<u8, 64>>(), 512);
 }

@@ -176,3 +176,41 @@ fn take_cell_race_has_one_winner() {
         assert_eq!(mine + t.join().unwrap(), 1);
     }
 }
+
+/// Counts its wakes.
+struct CountWake(AtomicUsize);
+impl std::task::Wake for CountWake {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What the module docs say about two receivers waiting at once: the later registration
+/// replaces the earlier waker, so only the later receiver is woken; the value still leaves the
+/// slot once.
+#[test]
+fn two_waiting_receivers_only_the_last_is_woken() {
+    let slot = Slot::new();
+    let (first, second) = (
+        Arc::new(CountWake(AtomicUsize::new(0))),
+        Arc::new(CountWake(AtomicUsize::new(0))),
+    );
+    let (w1, w2) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    assert!(slot.poll_recv(&mut Context::from_waker(&w1)).is_pending());
+    assert!(slot.poll_recv(&mut Context::from_waker(&w2)).is_pending());
+    slot.send(5u8).unwrap();
+    assert_eq!(
+        first.0.load(Ordering::SeqCst),
+        0,
+        "the first receiver is not woken"
+    );
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        slot.poll_recv(&mut Context::from_waker(&w2)),
+        Poll::Ready(Ok(5))
+    );
+    assert_eq!(
+        slot.poll_recv(&mut Context::from_waker(&w1)),
+        Poll::Ready(Err(RecvError::AlreadyTaken))
+    );
+}

@@ -3,9 +3,9 @@
 use core::cell::Cell;
 use core::future::{Future, IntoFuture};
 use core::task::{Context, Poll, Waker};
-use core::time::Duration;
 use std::pin::pin;
 
+use crate::misuse::{check_block_on, WouldDeadlock};
 use crate::parker::ThreadParker;
 
 /// A thread's parker and the waker made from it, cached so that a `block_on` allocates
@@ -45,11 +45,6 @@ impl Drop for Release<'_> {
     }
 }
 
-/// How long a blocked `block_on` (or a worker in `sync_await`) spins on its wake-up flag
-/// before it parks the thread. A wake-up that arrives within this window costs no futex
-/// wait/wake pair; an idle wait burns at most this much CPU.
-pub(crate) const SPIN: Duration = Duration::from_micros(20);
-
 /// Runs `f` with the thread's cached parker and its waker (or fresh ones if the cache is in
 /// use by an enclosing wait, or the thread's locals are being destroyed).
 ///
@@ -78,7 +73,8 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// Blocks the current thread until `future` completes, and returns its output.
 ///
 /// A minimal executor: the future is pinned on this stack frame and polled on this thread;
-/// while it is pending, the thread spins briefly on its wake-up flag (up to ~20 µs) and then
+/// while it is pending, the thread spins briefly on its wake-up flag (about one measured
+/// sleep/wake cycle of this machine, see [`Builder::spin`](crate::Builder::spin)) and then
 /// parks until the future's waker is woken. The waker is made once per thread and cached, so a
 /// `block_on` allocates nothing after the first one on a thread, and nothing per poll.
 ///
@@ -97,6 +93,16 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// same holds for calling `block_on` on a thread that drives an executor: that executor's
 /// other tasks do not run meanwhile.
 ///
+/// # Panics
+/// With the [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) reason
+/// (the message of every refused blocking call) if the future is pending at its first poll
+/// and this thread runs a tokio runtime's scheduler (feature `tokio`: inside tokio's
+/// `block_on` of a current-thread runtime, or in a task on a runtime worker), as tokio's own
+/// `block_on` refuses there: the runtime's timers, I/O and tasks could not advance while this
+/// thread waits. A future ready at once is not checked; tokio's `spawn_blocking` threads and
+/// workers inside `block_in_place` are allowed. Other executors' threads are not checked
+/// (`block_on` may itself be the thread's executor). A panic of the future propagates.
+///
 /// # Examples
 /// ```
 /// let answer = aiothreads::block_on(async { 6 * 7 });
@@ -107,15 +113,36 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// std::thread::spawn(move || tx.send("from a thread").unwrap());
 /// assert_eq!(aiothreads::block_on(rx), Ok("from a thread"));
 /// ```
+#[track_caller]
 pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
-    let mut future = pin!(future.into_future());
+    match block_on_checked(future.into_future(), check_block_on) {
+        Ok(output) => output,
+        Err(refused) => refused.raise(),
+    }
+}
+
+/// [`block_on`] for the blocking entry points that may be misused: polls `future` once, and
+/// if it is pending asks `may_block` before the thread parks for the first time. A future
+/// that is ready at once never pays for the check.
+///
+/// # Errors
+/// What `may_block` returns, with the future dropped unfinished.
+pub(crate) fn block_on_checked<F: Future>(
+    future: F,
+    may_block: impl FnOnce() -> Result<(), WouldDeadlock>,
+) -> Result<F::Output, WouldDeadlock> {
+    let mut future = pin!(future);
+    let mut may_block = Some(may_block);
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                return output;
+                return Ok(output);
             }
-            parker.park_after_spin(SPIN);
+            if let Some(check) = may_block.take() {
+                check()?;
+            }
+            parker.park_after_spin(crate::backoff::spin_budget());
         }
     })
 }
@@ -123,6 +150,7 @@ pub fn block_on<F: IntoFuture>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::time::Duration;
 
     #[test]
     fn nested_block_on_keeps_outer_wakeups() {

@@ -5,18 +5,24 @@
 //! waker on the async side: no lock, no allocation per item, a wake-up only for a side that
 //! sleeps (see [`aiothreads_core::ring`]).
 
+use std::any::Any;
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::iter::FusedIterator;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
+use crate::block_on::block_on_checked;
+use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
-use crate::Loop;
+use crate::{Loop, SyncAwaitError};
 
 /// The thread side of a [`FromThreadChannel`]: a blocking `put` with backpressure.
 ///
@@ -40,6 +46,8 @@ use crate::Loop;
 /// ```
 pub struct ThreadSender<T> {
     tx: Producer<'static, T>,
+    /// Where the receiver last waited: `put` refuses to block that thread.
+    seat: Arc<ReceiverSeat>,
 }
 
 /// The async side of a thread-to-async channel: `get().await`, or use it as a `Stream`.
@@ -71,6 +79,10 @@ pub struct ThreadSender<T> {
 /// ```
 pub struct FromThreadChannel<T> {
     rx: Consumer<'static, T>,
+    /// The timeout of [`get_default`](Self::get_default) (zero: forever).
+    default_timeout: Duration,
+    /// Recorded at each poll that finds nothing (see [`ThreadSender::put`]).
+    seat: Arc<ReceiverSeat>,
 }
 
 /// The channel is closed: `put` hands the item back; `get` finds it closed and drained.
@@ -101,7 +113,18 @@ impl<T: Send + 'static> FromThreadChannel<T> {
             Ok(halves) => halves,
             Err(e) => panic!("FromThreadChannel: {e}"),
         };
-        (ThreadSender { tx }, FromThreadChannel { rx })
+        let seat = Arc::new(ReceiverSeat::default());
+        (
+            ThreadSender {
+                tx,
+                seat: Arc::clone(&seat),
+            },
+            FromThreadChannel {
+                rx,
+                seat,
+                default_timeout: Duration::ZERO,
+            },
+        )
     }
 }
 
@@ -113,7 +136,77 @@ impl<T> FromThreadChannel<T> {
     /// # Errors
     /// [`ChannelClosed`] once the sender has gone and every item has been received.
     pub fn get(&mut self) -> Get<'_, T> {
-        Get { rx: &mut self.rx }
+        Get { channel: self }
+    }
+
+    /// `poll_recv`, noting the thread when the receiver goes to sleep (off the per-item path:
+    /// a poll that finds an item records nothing).
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let poll = self.rx.poll_recv(cx);
+        if poll.is_pending() {
+            self.seat.record();
+        }
+        poll
+    }
+
+    /// The next item, waiting at most `timeout` (the original's `get(timeout=…)`). A zero
+    /// timeout means "wait forever", as in the original; the default set with
+    /// [`set_default_timeout`](Self::set_default_timeout) applies to [`get_default`](Self::get_default).
+    /// Works on every executor, [`block_on`](crate::block_on) included (the crate's timer).
+    ///
+    /// Cancel-safe: dropping the future loses no item.
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`] when no item came in time, [`GetError::Closed`] once the sender
+    /// has gone and every item has been received.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use aiothreads::{FromThreadChannel, GetError};
+    ///
+    /// let (_tx, mut rx) = FromThreadChannel::<u32>::new(4);
+    /// let r = aiothreads::block_on(rx.get_timeout(Duration::from_millis(5)));
+    /// match r {
+    ///     Err(GetError::Timeout(t)) => assert_eq!(t.to_string(), "Channel get timed out after 0.005s"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub async fn get_timeout(&mut self, timeout: Duration) -> Result<T, GetError> {
+        let get = poll_fn(|cx| self.poll_recv(cx));
+        let got = if timeout.is_zero() {
+            Ok(get.await)
+        } else {
+            crate::timer::timeout(timeout, get).await
+        };
+        match got {
+            Ok(Some(item)) => Ok(item),
+            Ok(None) => Err(GetError::Closed),
+            Err(_) => Err(GetError::Timeout(ChannelTimeout { after: timeout })),
+        }
+    }
+
+    /// Sets the timeout [`get_default`](Self::get_default) uses (the original's constructor
+    /// argument; zero, the initial value, waits forever).
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, mut rx) = aiothreads::FromThreadChannel::<u32>::new(4);
+    /// rx.set_default_timeout(std::time::Duration::from_secs(30));
+    /// drop(tx);
+    /// assert_eq!(aiothreads::block_on(rx.get_default()), Err(aiothreads::GetError::Closed));
+    /// ```
+    pub fn set_default_timeout(&mut self, timeout: Duration) {
+        self.default_timeout = timeout;
+    }
+
+    /// [`get_timeout`](Self::get_timeout) with the default timeout.
+    ///
+    /// # Errors
+    /// As for [`get_timeout`](Self::get_timeout).
+    pub async fn get_default(&mut self) -> Result<T, GetError> {
+        let timeout = self.default_timeout;
+        self.get_timeout(timeout).await
     }
 
     /// The next item if one is waiting.
@@ -145,7 +238,7 @@ impl<T> FromThreadChannel<T> {
 impl<T> Stream for FromThreadChannel<T> {
     type Item = T;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.get_mut().rx.poll_recv(cx)
+        self.get_mut().poll_recv(cx)
     }
 }
 
@@ -173,18 +266,64 @@ impl<T> fmt::Debug for FromThreadChannel<T> {
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Get<'a, T> {
-    rx: &'a mut Consumer<'static, T>,
+    channel: &'a mut FromThreadChannel<T>,
 }
 
 impl<T> Future for Get<'_, T> {
     type Output = Result<T, ChannelClosed>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut()
-            .rx
+            .channel
             .poll_recv(cx)
             .map(|item| item.ok_or(ChannelClosed(())))
     }
 }
+
+/// Why [`FromThreadChannel::get_timeout`] gave no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetError {
+    /// The sender has gone and every item has been received.
+    Closed,
+    /// No item came within the time (the original's `ChannelTimeout`).
+    Timeout(ChannelTimeout),
+}
+
+/// No item came within the time: the original's `ChannelTimeout`, with its message
+/// ("Channel get timed out after {t}s").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelTimeout {
+    after: Duration,
+}
+
+impl ChannelTimeout {
+    /// The time that ran out.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for ChannelTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Channel get timed out after {}s",
+            self.after.as_secs_f64()
+        )
+    }
+}
+
+impl core::error::Error for ChannelTimeout {}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("the channel is closed and drained"),
+            Self::Timeout(t) => t.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for GetError {}
 
 impl<T> fmt::Debug for Get<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,14 +336,52 @@ impl<T> ThreadSender<T> {
     ///
     /// The parker is made only when the channel is full (one allocation per wait).
     ///
+    /// # Misuse check
+    /// Before it blocks on a full channel, `put` checks that the receiver is not drained by
+    /// this very thread: the receiver notes the thread of each poll that finds the channel
+    /// empty (a load, and a store when the thread changed; a poll that gets an item pays
+    /// nothing), and `put` compares it with its own thread only when it would block. A
+    /// receiver that last waited on this thread is run by this thread's executor, which cannot
+    /// drain the channel while `put` blocks it. Not seen: a receiver that has not waited yet.
+    /// Falsely refused: a receiver moved to another thread after waiting here, and not polled
+    /// there yet.
+    ///
     /// # Errors
     /// Hands `item` back in [`ChannelClosed`] once the receiver has gone, including when it
     /// leaves while this call waits.
+    ///
+    /// # Panics
+    /// With the [`SyncAwaitError::WouldDeadlock`] reason, at once, if the channel is full and
+    /// the receiver last waited on this thread (see above); `item` is dropped.
+    ///
+    /// # Examples
+    /// On the thread that runs the receiver's task, a full channel is refused, not hung:
+    /// ```
+    /// use aiothreads::{FromThreadChannel, SyncAwaitError};
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    ///
+    /// let (mut tx, mut rx) = FromThreadChannel::new(1);
+    /// aiothreads::block_on(async {
+    ///     // The receiver waits on this thread (no item yet).
+    ///     let mut get = std::pin::pin!(rx.get());
+    ///     assert!(futures::poll!(get.as_mut()).is_pending());
+    ///     tx.put(1).unwrap(); // room: fine
+    ///     let refused = catch_unwind(AssertUnwindSafe(|| tx.put(2))).unwrap_err();
+    ///     let msg = refused.downcast_ref::<String>().unwrap();
+    ///     assert_eq!(*msg, SyncAwaitError::WouldDeadlock.to_string());
+    ///     assert_eq!(get.await, Ok(1));
+    /// });
+    /// ```
+    #[track_caller]
     pub fn put(&mut self, item: T) -> Result<(), ChannelClosed<T>> {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
             Err(PushError::Full(item)) => {
+                if let Err(refused) = self.seat.check_may_block() {
+                    drop(item);
+                    refused.raise();
+                }
                 let parker = ThreadParker::new();
                 self.tx.push_blocking(item, &parker, 0)
             }
@@ -251,8 +428,25 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// Dropping the iterator stops the stream at once: the driving task is woken, stops waiting
 /// for the stream's next item, and drops the stream on the loop.
 ///
+/// Failures reach the iterating thread: `next()` panics (see below), after which the
+/// iterator is finished (`None`). [`try_blocking_iter`] gives them as an `Err` item instead.
+/// Making the iterator never blocks, so it may be made on the loop's thread and moved to a
+/// thread that may block.
+///
 /// # Panics
-/// If `max_size` is 0, or the loop refuses the driving task.
+/// Here, if `max_size` is 0. From `next()`:
+/// - with the [`SyncAwaitError::WouldDeadlock`] reason, at once, when it would have to wait
+///   on a thread that drives the loop: the check runs each time `next()` finds no item ready
+///   (items already in the ring are still handed out), so the iterator is refused on the
+///   loop's thread — inside tokio's `block_on` of a current-thread runtime, in a task on a
+///   runtime worker, on a thread marked with [`Loop::enter_driver`] — and fine on `threaded`
+///   workers, `spawn_blocking` threads and plain threads. With no loop, `next()` is refused
+///   when the stream is pending and this thread drives some loop.
+/// - with the stream's own panic (the original payload, re-raised with
+///   [`resume_unwind`](std::panic::resume_unwind)) if the stream panicked while producing
+///   the next item;
+/// - with the [`SyncAwaitError::LoopGone`] reason if the loop refused the task driving the
+///   stream or dropped it unfinished (it shut down).
 ///
 /// # Examples
 /// ```
@@ -261,60 +455,211 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// assert_eq!(aiothreads::block_on(handle), 6);
 /// ```
 ///
-/// [`block_on`]: crate::block_on
+/// [`block_on`]: crate::block_on()
 pub fn blocking_iter<S>(stream: S, max_size: usize) -> BlockingIter<S>
 where
     S: Stream + Send + Unpin + 'static,
     S::Item: Send + 'static,
 {
     assert!(max_size > 0, "blocking_iter: max_size must be at least 1");
-    let Some(lp) = Loop::current() else {
-        return BlockingIter {
-            inner: Inner::Local(stream),
-            parker: None,
-        };
-    };
-    let (mut tx, rx) = match ring::try_with_capacity(max_size) {
-        Ok(halves) => halves,
-        Err(e) => panic!("blocking_iter: {e}"),
-    };
-    let stop = Arc::new(Stop::default());
-    let driver_stop = stop.clone();
-    let mut stream = stream;
-    let driver = async move {
-        // Each wait for the stream's next item also watches `stop`: a stream that never
-        // yields again (an idle socket) is dropped as soon as the iterator is.
-        while let Some(Some(item)) = (UnlessStopped {
-            stop: &driver_stop,
-            inner: NextItem {
-                stream: &mut stream,
-            },
-        })
-        .await
-        {
-            if tx.send(item).await.is_err() {
-                break; // the iterator was dropped while we waited for room
-            }
-        }
-    };
-    if let Err(e) = lp.spawn(driver) {
-        panic!("blocking_iter: the loop refused the task driving the stream: {e}");
-    }
     BlockingIter {
-        inner: Inner::Ring(rx, stop),
-        parker: None,
+        core: IterCore::start(stream, max_size, "blocking_iter"),
     }
 }
 
-/// Tells the task driving a [`blocking_iter`] stream that the iterator is gone.
+/// [`blocking_iter`] reporting failures as items: yields `Ok(item)`s, then — if the stream
+/// did not end normally — one `Err` saying why, then `None`.
+///
+/// The `Err` is [`SyncAwaitError::WouldDeadlock`] (`next()` would have to wait on a thread
+/// that drives the loop; checked as in [`blocking_iter`]), [`SyncAwaitError::Panicked`] with
+/// the stream's panic payload, or [`SyncAwaitError::LoopGone`] (the loop refused the task
+/// driving the stream or dropped it unfinished).
+///
+/// # Panics
+/// If `max_size` is 0.
+///
+/// # Examples
+/// ```
+/// use aiothreads::SyncAwaitError;
+/// use futures::StreamExt;
+///
+/// let stream = futures::stream::iter(0..3).map(|i| if i == 2 { panic!("sensor lost") } else { i });
+/// let items: Vec<_> = aiothreads::block_on(aiothreads::spawn(move || {
+///     aiothreads::try_blocking_iter(stream, 4).collect()
+/// }));
+/// assert!(matches!(items[..2], [Ok(0), Ok(1)]));
+/// match &items[2] {
+///     Err(SyncAwaitError::Panicked(p)) => assert_eq!(p.downcast_ref::<&str>(), Some(&"sensor lost")),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(items.len(), 3);
+/// ```
+pub fn try_blocking_iter<S>(stream: S, max_size: usize) -> TryBlockingIter<S>
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send + 'static,
+{
+    assert!(
+        max_size > 0,
+        "try_blocking_iter: max_size must be at least 1"
+    );
+    TryBlockingIter {
+        core: IterCore::start(stream, max_size, "try_blocking_iter"),
+    }
+}
+
+/// Iterator of [`blocking_iter`]: the stream's items; panics on failure (see there).
+pub struct BlockingIter<S: Stream> {
+    core: IterCore<S>,
+}
+
+/// Iterator of [`try_blocking_iter`]: `Ok` items, then at most one `Err`, then `None`.
+pub struct TryBlockingIter<S: Stream> {
+    core: IterCore<S>,
+}
+
+impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
+    type Item = S::Item;
+    #[track_caller]
+    fn next(&mut self) -> Option<S::Item> {
+        match self.core.next()? {
+            Ok(item) => Some(item),
+            Err(err) => err.raise(),
+        }
+    }
+}
+
+impl<S: Stream + Unpin> Iterator for TryBlockingIter<S> {
+    type Item = Result<S::Item, SyncAwaitError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.core.next()
+    }
+}
+
+impl<S: Stream + Unpin> FusedIterator for BlockingIter<S> {}
+impl<S: Stream + Unpin> FusedIterator for TryBlockingIter<S> {}
+
+impl<S: Stream> fmt::Debug for BlockingIter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.debug("BlockingIter", f)
+    }
+}
+
+impl<S: Stream> fmt::Debug for TryBlockingIter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.debug("TryBlockingIter", f)
+    }
+}
+
+/// The shared machinery of both iterators.
+struct IterCore<S: Stream> {
+    state: State<S>,
+    /// The parker of the thread that last waited, with that thread's id.
+    parker: Option<(std::thread::ThreadId, ThreadParker)>,
+}
+
+enum State<S: Stream> {
+    /// Driven on `lp`, items through a ring; `shared` ends the driver when we drop and tells
+    /// how it ended.
+    Ring {
+        rx: Consumer<'static, S::Item>,
+        shared: Arc<Shared>,
+        lp: Loop,
+    },
+    /// Driven here with `block_on`.
+    Local(S),
+    /// Failed before the first item (the loop refused the driver); reported by `next()`.
+    Failed(SyncAwaitError),
+    /// Ended, normally or after reporting a failure.
+    Done,
+}
+
+impl<S> IterCore<S>
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send + 'static,
+{
+    fn start(stream: S, max_size: usize, what: &str) -> Self {
+        let Some(lp) = Loop::current() else {
+            return Self {
+                state: State::Local(stream),
+                parker: None,
+            };
+        };
+        let (tx, rx) = match ring::try_with_capacity(max_size) {
+            Ok(halves) => halves,
+            Err(e) => panic!("{what}: {e}"),
+        };
+        let shared = Arc::new(Shared::default());
+        let state = match lp.spawn(drive(stream, tx, Arc::clone(&shared))) {
+            Ok(()) => State::Ring { rx, shared, lp },
+            Err(_) => State::Failed(SyncAwaitError::LoopGone),
+        };
+        Self {
+            state,
+            parker: None,
+        }
+    }
+}
+
+/// The task spawned on the loop: moves the stream's items into the ring until the stream
+/// ends, panics, or the iterator goes; records which before it drops `tx` (which closes the
+/// ring). Dropped unfinished (the loop shut down), it records nothing: the iterator then
+/// finds the ring closed with the end still `Running`.
+async fn drive<S>(mut stream: S, mut tx: Producer<'static, S::Item>, shared: Arc<Shared>)
+where
+    S: Stream + Unpin,
+{
+    let end = loop {
+        // Each wait for the stream's next item also watches `stop`: a stream that never
+        // yields again (an idle socket) is dropped as soon as the iterator is.
+        let next = UnlessStopped {
+            stop: &shared,
+            inner: CatchUnwind(NextItem {
+                stream: &mut stream,
+            }),
+        }
+        .await;
+        match next {
+            Some(Ok(Some(item))) => {
+                if tx.send(item).await.is_err() {
+                    break End::Finished; // the iterator was dropped while we waited for room
+                }
+            }
+            Some(Ok(None)) | None => break End::Finished,
+            Some(Err(payload)) => break End::Panicked(payload),
+        }
+    };
+    *shared.end.lock().unwrap_or_else(PoisonError::into_inner) = end;
+    // The ring's close (release) orders the store above before the iterator's read, which
+    // follows its sight of the close (acquire).
+    drop(tx);
+}
+
+/// How the driver ended.
 #[derive(Default)]
-struct Stop {
+enum End {
+    /// Not ended, or dropped unfinished by the loop.
+    #[default]
+    Running,
+    /// The stream ended, or the iterator went.
+    Finished,
+    /// The stream panicked; its payload, taken by the iterator.
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// State shared by the iterator and its driver.
+#[derive(Default)]
+struct Shared {
     stopped: AtomicBool,
     /// The driver's waker, registered before each check of `stopped`.
     waker: Mutex<Option<Waker>>,
+    /// Written by the driver before it closes the ring.
+    end: Mutex<End>,
 }
 
-impl Stop {
+impl Shared {
+    /// Tells the driver that the iterator is gone.
     fn stop(&self) {
         // No wake-up is lost whatever the orderings: the waker passes through the mutex,
         // whose lock/unlock orders this store before a later registration's re-check (and the
@@ -329,11 +674,99 @@ impl Stop {
             waker.wake();
         }
     }
+
+    /// Why the ring closed: `None` for a normal end, the failure otherwise.
+    fn failure(&self) -> Option<SyncAwaitError> {
+        let end = core::mem::take(&mut *self.end.lock().unwrap_or_else(PoisonError::into_inner));
+        match end {
+            End::Finished => None,
+            End::Panicked(payload) => Some(SyncAwaitError::Panicked(payload)),
+            End::Running => Some(SyncAwaitError::LoopGone),
+        }
+    }
+}
+
+impl<S: Stream + Unpin> IterCore<S> {
+    /// The next item or failure; `None` (for good) after the end or a failure.
+    fn next(&mut self) -> Option<Result<S::Item, SyncAwaitError>> {
+        let failure = match &mut self.state {
+            State::Done => return None,
+            State::Failed(_) => match core::mem::replace(&mut self.state, State::Done) {
+                State::Failed(err) => Some(err),
+                _ => unreachable!("matched `Failed` above"),
+            },
+            State::Local(stream) => match next_here(stream) {
+                Ok(Some(item)) => return Some(Ok(item)),
+                Ok(None) => None,
+                Err(err) => Some(err),
+            },
+            State::Ring { rx, shared, lp } => match rx.pop() {
+                Ok(item) => return Some(Ok(item)),
+                Err(PopError::Closed) => shared.failure(),
+                Err(PopError::Empty) => match check_may_block(Some(lp)) {
+                    Err(refused) => Some(refused.into()),
+                    Ok(()) => {
+                        // The parker belongs to the thread that first waits; an iterator
+                        // moved to another thread gets a new one.
+                        let me = std::thread::current().id();
+                        let parker = match &self.parker {
+                            Some((id, p)) if *id == me => p,
+                            _ => &self.parker.insert((me, ThreadParker::new())).1,
+                        };
+                        match rx.pop_blocking(parker, 0) {
+                            Some(item) => return Some(Ok(item)),
+                            None => shared.failure(),
+                        }
+                    }
+                },
+            },
+        };
+        self.finish();
+        failure.map(Err)
+    }
+
+    /// Ends the iterator: a driver still running is told to stop.
+    fn finish(&mut self) {
+        if let State::Ring { shared, .. } = core::mem::replace(&mut self.state, State::Done) {
+            shared.stop();
+        }
+    }
+}
+
+impl<S: Stream> IterCore<S> {
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.state {
+            State::Ring { .. } => "loop",
+            State::Local(_) => "block_on",
+            State::Failed(_) => "failed",
+            State::Done => "done",
+        };
+        f.debug_struct(name).field("driven_by", &mode).finish()
+    }
+}
+
+impl<S: Stream> Drop for IterCore<S> {
+    fn drop(&mut self) {
+        if let State::Ring { shared, .. } = &self.state {
+            shared.stop();
+        }
+    }
+}
+
+/// One item of a stream driven on this thread (no loop): `block_on`, refused if the stream is
+/// pending and this thread drives a loop; a panic of the stream comes back as `Panicked`.
+fn next_here<S: Stream + Unpin>(stream: &mut S) -> Result<Option<S::Item>, SyncAwaitError> {
+    let next = CatchUnwind(NextItem { stream });
+    match block_on_checked(next, || check_may_block(None)) {
+        Ok(Ok(item)) => Ok(item),
+        Ok(Err(payload)) => Err(SyncAwaitError::Panicked(payload)),
+        Err(refused) => Err(refused.into()),
+    }
 }
 
 /// Polls `inner` until it is ready, or resolves to `None` once `stop` is set.
 struct UnlessStopped<'a, F> {
-    stop: &'a Stop,
+    stop: &'a Shared,
     inner: F,
 }
 
@@ -362,6 +795,21 @@ impl<F: Future + Unpin> Future for UnlessStopped<'_, F> {
     }
 }
 
+/// Polls `inner`, turning a panic of its poll into `Err(payload)`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.get_mut().0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
 /// `StreamExt::next` without depending on `futures`.
 struct NextItem<'a, S> {
     stream: &'a mut S,
@@ -371,58 +819,5 @@ impl<S: Stream + Unpin> Future for NextItem<'_, S> {
     type Output = Option<S::Item>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.get_mut().stream).poll_next(cx)
-    }
-}
-
-/// Iterator of [`blocking_iter`].
-pub struct BlockingIter<S: Stream> {
-    inner: Inner<S>,
-    /// The parker of the thread that last waited, with that thread's id.
-    parker: Option<(std::thread::ThreadId, ThreadParker)>,
-}
-
-enum Inner<S: Stream> {
-    /// Driven on a loop, items through a ring; `Stop` ends the driver when we drop.
-    Ring(Consumer<'static, S::Item>, Arc<Stop>),
-    /// Driven here with `block_on`.
-    Local(S),
-}
-
-impl<S: Stream + Unpin> Iterator for BlockingIter<S> {
-    type Item = S::Item;
-    fn next(&mut self) -> Option<S::Item> {
-        match &mut self.inner {
-            Inner::Local(stream) => crate::block_on(NextItem { stream }),
-            Inner::Ring(rx, _) => {
-                // The parker belongs to the thread that first waits; an iterator moved to
-                // another thread gets a new one.
-                let me = std::thread::current().id();
-                let parker = match &self.parker {
-                    Some((id, p)) if *id == me => p,
-                    _ => &self.parker.insert((me, ThreadParker::new())).1,
-                };
-                rx.pop_blocking(parker, 0)
-            }
-        }
-    }
-}
-
-impl<S: Stream> Drop for BlockingIter<S> {
-    fn drop(&mut self) {
-        if let Inner::Ring(_, stop) = &self.inner {
-            stop.stop();
-        }
-    }
-}
-
-impl<S: Stream> fmt::Debug for BlockingIter<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.inner {
-            Inner::Ring(..) => "loop",
-            Inner::Local(_) => "block_on",
-        };
-        f.debug_struct("BlockingIter")
-            .field("driven_by", &mode)
-            .finish()
     }
 }

@@ -221,11 +221,93 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let mut cur = head.as_deref();
         while let Some(frame) = cur {
             if frame.key == key {
-                return f((&frame.value as &dyn Any).downcast_ref::<T>());
+                let value = &frame.value as &dyn Any;
+                if let Some(Reset(earlier)) = value.downcast_ref::<Reset>() {
+                    // `reset`: this variable's binding is the one visible at `earlier`.
+                    cur = earlier.as_deref();
+                    continue;
+                }
+                return f(value.downcast_ref::<T>());
             }
             cur = frame.parent.as_deref();
         }
         f(None)
+    }
+
+    /// Sets the variable to `value` for the rest of the current frame, like Python's
+    /// `ContextVar.set`, and returns a [`Token`] that [`reset`](Self::reset) takes to undo it.
+    ///
+    /// The current frame is: inside a `threaded` job, the rest of that job (a job's `set`
+    /// never leaks into the next job on the same worker, nor back to the caller); inside an
+    /// iterator of a stream, the rest of that stream's producer; inside a future wrapped by
+    /// [`scope`](Self::scope) (or a [`Snapshot`]'s scope), the rest of that future; on a plain
+    /// thread, the rest of the thread. Jobs submitted afterwards from this frame see the new
+    /// value. One allocation (the frame).
+    ///
+    /// In async code, call it inside a [`scope`](Self::scope)d future: outside any scope it
+    /// sets the *thread's* frame, which every task that executor thread polls would see.
+    ///
+    /// # Examples
+    /// ```
+    /// aiothreads::context_var! { static LEVEL: u32; }
+    ///
+    /// let seen = aiothreads::block_on(aiothreads::Call::new(|| {
+    ///     let token = LEVEL.set(3);
+    ///     let inside = LEVEL.get();
+    ///     LEVEL.reset(token);
+    ///     (inside, LEVEL.try_get())
+    /// }));
+    /// assert_eq!(seen, (3, None));
+    /// // Nothing flowed back:
+    /// assert_eq!(LEVEL.try_get(), None);
+    /// ```
+    pub fn set(&'static self, value: T) -> Token<T> {
+        self.push(value)
+    }
+
+    /// Undoes the [`set`](Self::set) that returned `token`: the variable has again the value
+    /// (or absence of value) it had before that `set`, whatever was set since.
+    ///
+    /// # Panics
+    /// If `token` belongs to another variable.
+    ///
+    /// # Examples
+    /// See [`set`](Self::set).
+    #[track_caller]
+    pub fn reset(&'static self, token: Token<T>) {
+        assert_eq!(
+            token.key,
+            self.key(),
+            "ContextVar::reset: the token belongs to another variable"
+        );
+        let _ = FRAME.try_with(|c| {
+            let head = c.take();
+            let undone = match &head {
+                // The `set` is still on top: pop it.
+                Some(top) if Arc::ptr_eq(top, &token.frame) => token.frame.parent.clone(),
+                // Other values were set since: bind this one to what was visible before.
+                _ => Some(Arc::new(Frame {
+                    key: token.key,
+                    parent: head.clone(),
+                    value: Reset(token.frame.parent.clone()),
+                }) as Arc<Frame>),
+            };
+            c.set(undone);
+        });
+    }
+
+    fn push(&'static self, value: T) -> Token<T> {
+        let frame: Arc<Frame> = Arc::new(Frame {
+            key: self.key(),
+            parent: current_frame(),
+            value,
+        });
+        let _ = FRAME.try_with(|c| c.set(Some(frame.clone())));
+        Token {
+            key: self.key(),
+            frame,
+            _value: PhantomData,
+        }
     }
 
     /// Whether the variable has a value here.
@@ -271,6 +353,37 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             Some(v) => v,
             None => panic!("context variable `{}` is not set here", self.name),
         }
+    }
+}
+
+/// A frame value meaning "this variable's binding is the one visible at this earlier frame"
+/// (written by [`ContextVar::reset`] when other values were set after the `set` it undoes).
+struct Reset(Option<Arc<Frame>>);
+
+/// What [`ContextVar::set`] returns: hand it to [`ContextVar::reset`] to undo that `set`.
+///
+/// # Examples
+/// ```
+/// aiothreads::context_var! { static MODE: &'static str; }
+/// std::thread::spawn(|| {
+///     let token = MODE.set("fast");
+///     assert_eq!(MODE.get(), "fast");
+///     MODE.reset(token);
+///     assert!(!MODE.is_set());
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+#[must_use = "a Token is what `ContextVar::reset` takes to undo the `set`"]
+pub struct Token<T> {
+    key: usize,
+    frame: Arc<Frame>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Token<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token").finish_non_exhaustive()
     }
 }
 

@@ -6,23 +6,37 @@
 //! A sync iterator runs on a pool thread (or a dedicated thread) and hands its items to the
 //! async side through the core's bounded SPSC ring:
 //!
-//! - **Backpressure.** At most `max_size` items are buffered, plus the one the producer holds;
-//!   the producer thread parks while the ring is full and is woken when the consumer has freed
-//!   half of it (the ring's lazy checkpoint), never polled.
-//! - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring and
-//!   cancels the job: a producer parked on a full ring is woken at once, a producer inside
-//!   `next()` fails its next push; either way the iterator is dropped *on its thread*, so its
-//!   `Drop` — the Rust `finally` — runs there. [`is_cancelled`](crate::is_cancelled) turns
-//!   true inside the iterator as soon as the consumer has gone.
-//! - **`IterCall::close`** closes and resolves only once the iterator has been dropped.
+//! - **Backpressure.** At most `max_size` items exist between the iterator and the consumer:
+//!   the producer waits for room *before* it calls `next()` again. A **pool** producer gives
+//!   its worker back while the ring is full and is resubmitted to the pool when the consumer
+//!   has freed half of it (the ring's lazy checkpoint), so a stream costs a worker only while
+//!   `next()` runs or the ring has room: many more streams than pool threads can be open and
+//!   backpressured at once (`pool_stream.rs`). A producer on a dedicated thread parks that
+//!   thread instead. Nothing is polled.
+//! - **Fairness.** A pool producer that never fills its ring offers its worker back after a
+//!   ring's worth of items when other jobs are queued.
+//! - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring: a
+//!   producer not started yet is withdrawn (nothing runs), a producer parked on a full ring is
+//!   woken at once, a producer inside `next()` stops before the next one; the iterator is
+//!   dropped *on its thread*, so its `Drop` — the Rust `finally` — runs there.
+//!   [`is_cancelled`](crate::is_cancelled) turns true inside the iterator as soon as the
+//!   consumer has gone.
+//! - **One ending.** The producer's outcome (done, panicked, refused, cancelled) is written
+//!   in one place beside the ring before the ring closes; the consumer's `poll_next` and
+//!   `IterCall::close` watch that one thing.
+//! - **`IterCall::close`** closes and resolves only once the iterator has been dropped (at
+//!   once for a producer that had not started).
+//! - **Bounded pools.** On a pool with `max_queued`, the stream's first poll waits (as
+//!   `Pending`) for a place in the queue, like an awaited call.
 //! - **Errors.** Items produced before a panic are delivered first, then the panic is re-raised
 //!   in the consumer's `poll_next` (or yielded as `Err` by `IterCall::try_stream`).
 //!   `Result` items flow as items.
 //! - **Lazy.** A stream that is never polled starts no thread and submits no job.
 //!
 //! # Cost per item (the hot path)
-//! Producer: one `Iterator::next`, one ring push (no atomic RMW: one Release store of the
-//! tail), one `SeqCst` fence and one relaxed load to learn whether the consumer sleeps.
+//! Producer: one `Iterator::next`, a room check on its cached limit, one ring push (no atomic
+//! RMW: one Release store of the tail), one `SeqCst` fence and one relaxed load to learn
+//! whether the consumer sleeps.
 //! Consumer: one ring pop (one Release store of the head). Wake-ups: the consumer is woken
 //! only after it found the ring empty and registered its waker; the producer only after it
 //! found the ring full, and then once per half ring. No allocation per item.
@@ -48,26 +62,26 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use aiothreads_core::ring::{self, Consumer, PopError, Producer};
+use aiothreads_core::park;
+use aiothreads_core::ring::{self, Consumer, Producer};
+use aiothreads_core::slot::Slot;
+use aiothreads_core::take::TakeCell;
 use futures_core::Stream;
 
-use crate::cancel::{self, Cancel, CancelToken};
+use crate::cancel::{self, Cancel};
+use crate::context::Captured;
+use crate::coop;
 use crate::parker::ThreadParker;
-use crate::pool::Pool;
-use crate::separate::spawn_separate_named;
-use crate::task::{JoinError, TryJoin};
-
-/// Rounds of back-off a consumer that found the ring empty spends before it registers its
-/// waker and returns `Pending` (each round: `SPIN_PAUSES` pause instructions, then one look).
-const CONSUMER_SPIN: u32 = 16;
-/// Pause instructions per back-off round.
-const SPIN_PAUSES: u32 = 16;
+use crate::pool::{Pool, Reserve, Shared};
+use crate::pool_stream::PoolStreamJob;
+use crate::separate::{run_on_new_thread, ThreadSpec};
+use crate::task::{drop_quietly, job_addr, JoinError, QueueLink, Runnable};
 
 /// Name of the environment variable that sets the default `max_size` of iterables.
 pub const MAX_SIZE_ENV: &str = "THREADED_ITERABLE_DEFAULT_MAX_SIZE";
@@ -123,8 +137,13 @@ fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
 /// A function that makes an iterator: what an iterable call runs on its thread.
 ///
 /// Implemented for every `FnOnce() -> impl IntoIterator` that is `Send + 'static` with `Send`
-/// items. The iterator itself need not be `Send`: it is created, used and dropped on the
-/// producer thread.
+/// items.
+///
+/// A **pool** stream ([`IterCall::new`], [`IterCall::on`], [`ThreadedIterable::call`],
+/// `#[threaded_iterable]`) also needs a `Send` iterator: its producer gives its worker back
+/// while the ring is full and may resume on another worker. A stream on a **dedicated thread**
+/// ([`IterCall::new_separate`], `#[threaded_iterable_separate]`) does not: its iterator is
+/// created, used and dropped on that one thread.
 ///
 /// # Examples
 /// ```
@@ -161,8 +180,24 @@ where
 enum Target {
     /// A pool; `None` is the default pool, resolved when the stream starts.
     Pool(Option<Pool>),
-    /// A new thread with this name.
-    Separate(Cow<'static, str>),
+    /// A new thread.
+    Separate(ThreadSpec),
+}
+
+impl Target {
+    fn separate_default() -> Self {
+        Self::Separate(ThreadSpec::named(Cow::Borrowed(
+            crate::separate::DEFAULT_NAME,
+        )))
+    }
+
+    /// Names the thread (and makes the stream use one).
+    fn set_name(&mut self, name: Cow<'static, str>) {
+        match self {
+            Self::Separate(spec) => spec.name = name,
+            Self::Pool(_) => *self = Self::Separate(ThreadSpec::named(name)),
+        }
+    }
 }
 
 /// One call of an iterable: a `Stream` of the iterator's items, started on first poll.
@@ -172,17 +207,23 @@ enum Target {
 /// (or a dedicated thread) and hands its items to the async side through the core's bounded
 /// SPSC ring:
 ///
-/// - **Backpressure.** At most `max_size` items are buffered (default
-///   [`default_max_size`]: 1024 or `THREADED_ITERABLE_DEFAULT_MAX_SIZE`), plus the one the
-///   producer holds; the producer thread parks while the ring is full and is woken when the
-///   consumer has freed half of it, never polled.
-/// - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring and
-///   cancels the job: a producer parked on a full ring is woken at once, a producer inside
-///   `next()` fails its next push; either way the iterator is dropped *on its thread*, so its
-///   `Drop` — the Rust `finally` — runs there. [`is_cancelled`](crate::is_cancelled) turns
-///   true inside the iterator as soon as the consumer has gone.
-/// - **[`close`](IterCall::close)`().await`** closes and resolves only once the iterator has
-///   been dropped.
+/// - **Backpressure.** At most `max_size` items (default [`default_max_size`]: 1024 or
+///   `THREADED_ITERABLE_DEFAULT_MAX_SIZE`) exist between the iterator and the consumer: the
+///   producer waits for room before it calls `next()` again. On a pool it gives its worker
+///   back while the ring is full and is resubmitted when the consumer has freed half of it:
+///   a stream costs a worker only while `next()` runs or the ring has room (the synchronous
+///   `next()` itself can still block its worker: that is your code). On a dedicated thread it
+///   parks that thread.
+/// - **Prompt stop.** Dropping the stream (a `break` out of the loop) closes the ring: a
+///   producer not started yet is withdrawn (nothing runs), a producer parked on a full ring is
+///   woken at once, a producer inside `next()` stops before the next one; the iterator is
+///   dropped *on its thread*, so its `Drop` — the Rust `finally` — runs there.
+///   [`is_cancelled`](crate::is_cancelled) turns true inside the iterator as soon as the
+///   consumer has gone.
+/// - **[`close`](IterCall::close)`().await`** does the same and resolves only once the
+///   iterator has been dropped (at once if the producer had not started).
+/// - **Bounded pools.** On a pool with [`max_queued`](crate::Builder::max_queued) the first
+///   poll waits (as `Pending`) for a place in the queue.
 /// - **Errors.** Items produced before a panic are delivered first, then the panic is
 ///   re-raised in `poll_next` (or yielded as `Err` by [`try_stream`](IterCall::try_stream)).
 ///   `Result` items flow as items.
@@ -194,7 +235,7 @@ enum Target {
 /// Producer: one `Iterator::next`, one ring push (one Release store, no atomic RMW), one
 /// fence and one relaxed load to learn whether the consumer sleeps. Consumer: one ring pop.
 /// Wake-ups happen only for a side that sleeps: the consumer after it found the ring empty
-/// (and spun about a microsecond), the producer after it found the ring full, then once per
+/// (it never spins in `poll_next`), the producer after it found the ring full, then once per
 /// half ring. No allocation per item.
 #[must_use = "streams do nothing unless polled"]
 pub struct IterCall<F: IterFn> {
@@ -203,41 +244,140 @@ pub struct IterCall<F: IterFn> {
     started: bool,
     max_size: Option<usize>,
     target: Target,
+    /// How to start a producer that suspends on a full ring (`pool_stream.rs`): set where the
+    /// iterator is known to be `Send` (it moves between workers). Without it a pool stream's
+    /// producer parks its worker instead.
+    pool_start: Option<PoolStart<F>>,
+}
+
+/// Makes a suspending pool producer: the consumer's view of it, and the job to submit.
+type PoolStart<F> = fn(
+    F,
+    Producer<'static, <F as IterFn>::Item>,
+    QueueLink,
+    Arc<Shared>,
+    usize,
+) -> (Arc<dyn StreamEnd>, Arc<dyn Runnable>);
+
+/// A [`PoolStart`].
+fn start_pool<F>(
+    f: F,
+    tx: Producer<'static, F::Item>,
+    link: QueueLink,
+    pool: Arc<Shared>,
+    batch: usize,
+) -> (Arc<dyn StreamEnd>, Arc<dyn Runnable>)
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    let job = PoolStreamJob::new(f, tx, link, pool, batch);
+    (job.clone(), job)
+}
+
+/// A stream's producer as its consumer sees it: the one place where the stream's end is
+/// written, and a way to withdraw it.
+pub(crate) trait StreamEnd: Send + Sync {
+    /// The producer's outcome, written before the ring closes.
+    fn outcome(&self) -> &Slot<Result<(), JoinError>>;
+    /// The consumer left: a producer that never ran is withdrawn (nothing runs); a running
+    /// or suspended one stops and drops its iterator on its thread.
+    fn withdraw(&self);
 }
 
 enum State<F: IterFn> {
     /// Not polled yet: nothing started.
     Idle(F),
+    /// Waiting for a place in a bounded pool's queue.
+    Reserving { f: F, reserve: Reserve },
     /// The producer job was submitted.
-    Running(Running<F::Item>),
+    Running(Running<F>),
     /// Finished, closed, or failed.
     Done,
 }
 
 /// The consumer side of a running stream.
-struct Running<T> {
-    rx: Consumer<'static, T>,
-    job: TryJoin<()>,
-    shared: Arc<StreamShared>,
+struct Running<F: IterFn> {
+    rx: Consumer<'static, F::Item>,
+    job: Arc<dyn StreamEnd>,
 }
 
-/// State shared by the two sides of a stream, besides the ring.
-#[derive(Debug)]
-struct StreamShared {
-    /// Set by the consumer when it drops or closes the stream.
+/// The producer's side of a stream, in one allocation shared with the consumer: the job a
+/// worker (or a separate thread) runs, and **the one place where the stream's end is
+/// written**.
+///
+/// Whoever ends the job — the producer after the iterator's `Drop` ran, a failure to start it
+/// (`fail`: shutdown, spawn failure), or the consumer withdrawing it before it started — takes
+/// the function and the ring's producer half out of `job` (one winner), writes `outcome`,
+/// and only then drops the producer half, which closes the ring. So a consumer that finds the
+/// ring closed and drained always finds the outcome written, and `close()` waits on the
+/// outcome alone.
+struct StreamJob<F: IterFn> {
+    job: TakeCell<(F, Producer<'static, F::Item>, Captured)>,
+    outcome: Slot<Result<(), JoinError>>,
+    /// Set by the consumer when it drops or closes the stream; read by `is_cancelled()`
+    /// inside the iterator.
     consumer_gone: AtomicBool,
+    link: QueueLink,
 }
 
-/// The cancellation flag seen by [`is_cancelled`](crate::is_cancelled) inside the iterator:
-/// the consumer left, or the job's own handle was dropped.
-struct IterCancel {
-    shared: Arc<StreamShared>,
-    job: CancelToken,
+impl<F: IterFn> StreamJob<F> {
+    /// Writes the outcome, then closes the ring by dropping the producer half.
+    fn finish(&self, outcome: Result<(), JoinError>, tx: Producer<'static, F::Item>) {
+        // The slot cannot be full (only the taker of `job` writes it) nor closed (the consumer
+        // never closes it); a waker that panics is reported by the panic hook.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| self.outcome.send(outcome)));
+        drop(tx);
+    }
 }
 
-impl Cancel for IterCancel {
+impl<F: IterFn> StreamEnd for StreamJob<F> {
+    fn outcome(&self) -> &Slot<Result<(), JoinError>> {
+        &self.outcome
+    }
+
+    /// A producer not started yet is withdrawn (nothing runs; its function is dropped here
+    /// and the outcome says `Cancelled`); a running one stops at its next step and drops the
+    /// iterator on its thread.
+    fn withdraw(&self) {
+        // Relaxed: only a hint for `is_cancelled()`; the ring's close is what stops a push.
+        self.consumer_gone.store(true, Ordering::Relaxed);
+        if let Some((f, tx, captured)) = self.job.take() {
+            drop_quietly((f, captured));
+            self.finish(Err(JoinError::Cancelled), tx);
+            self.link.withdrawn(job_addr(self));
+        }
+    }
+}
+
+impl<F: IterFn> Cancel for StreamJob<F> {
     fn is_cancelled(&self) -> bool {
-        self.shared.consumer_gone.load(Ordering::Relaxed) || self.job.is_cancelled()
+        self.consumer_gone.load(Ordering::Relaxed)
+    }
+}
+
+impl<F: IterFn> Runnable for StreamJob<F> {
+    fn run(self: Arc<Self>) {
+        let Some((f, mut tx, captured)) = self.job.take() else {
+            // Withdrawn by the consumer, which wrote the outcome.
+            return;
+        };
+        if self.consumer_gone.load(Ordering::Relaxed) {
+            drop_quietly((f, captured));
+            return self.finish(Err(JoinError::Cancelled), tx);
+        }
+        let result = {
+            let _current = cancel::enter(self.clone());
+            panic::catch_unwind(AssertUnwindSafe(|| captured.scope(|| produce(f, &mut tx))))
+        };
+        self.finish(result.map_err(JoinError::Panicked), tx);
+    }
+
+    fn fail(&self, err: JoinError) {
+        if let Some((f, tx, captured)) = self.job.take() {
+            drop_quietly((f, captured));
+            self.finish(Err(err), tx);
+        }
     }
 }
 
@@ -250,12 +390,16 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..3);
     /// assert_eq!(futures::executor::block_on(s.collect::<Vec<_>>()), [0, 1, 2]);
     /// ```
-    pub fn new(f: F) -> Self {
+    pub fn new(f: F) -> Self
+    where
+        F::IntoIter: Send,
+    {
         Self {
             state: State::Idle(f),
             started: false,
             max_size: None,
             target: Target::Pool(None),
+            pool_start: Some(start_pool::<F>),
         }
     }
 
@@ -275,7 +419,8 @@ impl<F: IterFn> IterCall<F> {
             state: State::Idle(f),
             started: false,
             max_size: None,
-            target: Target::Separate(name.into()),
+            target: Target::Separate(ThreadSpec::named(name.into())),
+            pool_start: None,
         }
     }
 
@@ -305,8 +450,12 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..2).on(&pool);
     /// assert_eq!(futures::executor::block_on(s.count()), 2);
     /// ```
-    pub fn on(mut self, pool: &Pool) -> Self {
+    pub fn on(mut self, pool: &Pool) -> Self
+    where
+        F::IntoIter: Send,
+    {
         self.target = Target::Pool(Some(pool.clone()));
+        self.pool_start = Some(start_pool::<F>);
         self
     }
 
@@ -321,7 +470,7 @@ impl<F: IterFn> IterCall<F> {
     /// ```
     pub fn separate(mut self) -> Self {
         if let Target::Pool(_) = self.target {
-            self.target = Target::Separate(Cow::Borrowed(crate::separate::DEFAULT_NAME));
+            self.target = Target::separate_default();
         }
         self
     }
@@ -334,7 +483,30 @@ impl<F: IterFn> IterCall<F> {
     /// # drop(s);
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.target = Target::Separate(name.into());
+        self.target.set_name(name.into());
+        self
+    }
+
+    /// Stack size in bytes of the dedicated thread of a stream produced on one (default: the
+    /// platform's, 2 MiB on Linux); pool streams take their workers' stack
+    /// ([`Builder::stack_size`](crate::Builder::stack_size)). Items travel from `next()` into
+    /// the ring without a detour through the stack, but each item is on the producer's stack
+    /// once (`next()` returns it): items of a large fraction of the stack need a larger one
+    /// (or a `Box`).
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::StreamExt;
+    /// let s = aiothreads::IterCall::new(|| (0..2).map(|_| [7u8; 64 << 10]))
+    ///     .separate()
+    ///     .stack_size(4 << 20)
+    ///     .max_size(2);
+    /// assert_eq!(futures::executor::block_on(s.count()), 2);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        if let Target::Separate(spec) = &mut self.target {
+            spec.stack_size = Some(bytes);
+        }
         self
     }
 
@@ -410,86 +582,133 @@ impl<F: IterFn> IterCall<F> {
     /// assert!(dropped.load(Ordering::SeqCst), "close() returned after the iterator's Drop");
     /// ```
     pub fn close(&mut self) -> Close<'_, F> {
-        if let State::Running(running) = &mut self.state {
-            running.shared.consumer_gone.store(true, Ordering::Relaxed);
-            running.rx.close();
-        } else {
-            self.state = State::Done;
+        match &self.state {
+            // A producer not started yet is withdrawn here and now (nothing runs); a running
+            // one is told to stop, and `Close` waits for its outcome.
+            State::Running(running) => running.job.withdraw(),
+            // Never submitted: nothing ran; the function (or the place it waited for) is
+            // dropped here.
+            _ => self.state = State::Done,
         }
         Close { call: self }
     }
 
-    /// Starts the producer: allocates the ring, submits the job.
-    fn start(&mut self, f: F) -> Running<F::Item> {
-        let capacity = self.max_size.unwrap_or_else(default_max_size);
-        let (tx, rx) = match ring::try_with_capacity(capacity) {
+    /// The ring's capacity.
+    fn capacity(&self) -> usize {
+        self.max_size.unwrap_or_else(default_max_size)
+    }
+
+    /// Makes the ring (one allocation).
+    fn make_ring(&self) -> (Producer<'static, F::Item>, Consumer<'static, F::Item>) {
+        match ring::try_with_capacity(self.capacity()) {
             Ok(halves) => halves,
             Err(e) => panic!("threaded iterable: {e}"),
-        };
-        let shared = Arc::new(StreamShared {
+        }
+    }
+
+    /// Makes the ring and a producer job that parks its thread on a full ring (one allocation
+    /// each): for separate threads, and for pool streams of non-`Send` iterators.
+    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
+        let (tx, rx) = self.make_ring();
+        let job = Arc::new(StreamJob {
+            job: TakeCell::new((f, tx, Captured::capture())),
+            outcome: Slot::new(),
             consumer_gone: AtomicBool::new(false),
+            link,
         });
-        let job_shared = shared.clone();
-        let job = move || produce(f, tx, job_shared);
-        let handle = match &self.target {
-            Target::Pool(Some(pool)) => pool.spawn(job),
-            Target::Pool(None) => crate::default_pool().spawn(job),
-            Target::Separate(name) => spawn_separate_named(name.clone(), job),
-        };
-        Running {
-            rx,
-            job: handle.try_join(),
-            shared,
+        (job, rx)
+    }
+
+    /// Starts the producer if it is not running yet: on a separate thread at once; on a pool
+    /// once a place in its queue is granted (at once on an unbounded pool). `Pending` while
+    /// it waits for a place.
+    fn poll_start(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match &mut self.state {
+                State::Running(_) | State::Done => return Poll::Ready(()),
+                State::Idle(_) => {
+                    let State::Idle(f) = std::mem::replace(&mut self.state, State::Done) else {
+                        unreachable!()
+                    };
+                    self.started = true;
+                    self.state = match &self.target {
+                        Target::Separate(spec) => {
+                            let (job, rx) = self.make_job(f, QueueLink::default());
+                            run_on_new_thread(spec.clone(), job.clone());
+                            State::Running(Running { rx, job })
+                        }
+                        Target::Pool(pool) => {
+                            let pool = pool.as_ref().unwrap_or_else(|| crate::default_pool());
+                            State::Reserving {
+                                f,
+                                reserve: pool.reserve(),
+                            }
+                        }
+                    };
+                }
+                State::Reserving { reserve, .. } => {
+                    let Poll::Ready(permit) = reserve.poll_place(cx) else {
+                        return Poll::Pending;
+                    };
+                    let State::Reserving { f, .. } =
+                        std::mem::replace(&mut self.state, State::Done)
+                    else {
+                        unreachable!()
+                    };
+                    let running = match self.pool_start {
+                        Some(start) => {
+                            // The producer gives its worker back whenever the ring is full.
+                            let (tx, rx) = self.make_ring();
+                            let (end, job) =
+                                start(f, tx, permit.link(), permit.shared(), self.capacity());
+                            permit.submit(job);
+                            Running { rx, job: end }
+                        }
+                        None => {
+                            let (job, rx) = self.make_job(f, permit.link());
+                            permit.submit(job.clone());
+                            Running { rx, job }
+                        }
+                    };
+                    self.state = State::Running(running);
+                }
+            }
         }
     }
 
     /// The shared `poll_next`, failures as `Err`.
+    ///
+    /// Cost per item: one ring pop when an item is there, plus the cooperative budget's
+    /// thread-local counter; otherwise one waker registration (and a wake-up of this task by
+    /// the producer's next push). No spinning.
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
-        let running = match &mut self.state {
-            State::Running(running) => running,
-            State::Done => return Poll::Ready(None),
-            State::Idle(_) => {
-                let State::Idle(f) = std::mem::replace(&mut self.state, State::Done) else {
-                    unreachable!()
-                };
-                let running = self.start(f);
-                self.started = true;
-                self.state = State::Running(running);
-                let State::Running(running) = &mut self.state else {
-                    unreachable!()
-                };
-                running
-            }
+        if self.poll_start(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let State::Running(running) = &mut self.state else {
+            return Poll::Ready(None);
         };
-        // Fast path: an item is there (no waker touched).
-        match running.rx.pop() {
-            Ok(item) => return Poll::Ready(Some(Ok(item))),
-            Err(PopError::Empty) => {
-                // The consumer caught up with the producer. Back off briefly *without*
-                // touching the ring's shared lines, then look again: a fast producer has
-                // pushed a batch by then, so the next pops run from the consumer's cached
-                // tail instead of bouncing the tail's cache line once per item. Bounded:
-                // at most `CONSUMER_SPIN` rounds (about a microsecond) per empty poll.
-                for _ in 0..CONSUMER_SPIN {
-                    for _ in 0..SPIN_PAUSES {
-                        std::hint::spin_loop();
-                    }
-                    if let Ok(item) = running.rx.pop() {
-                        return Poll::Ready(Some(Ok(item)));
-                    }
-                }
-            }
-            Err(PopError::Closed) => {}
-        }
+        // A consumer that always finds an item still yields now and then (`coop.rs`).
+        let Poll::Ready(unit) = coop::poll_proceed(cx) else {
+            return Poll::Pending;
+        };
         match running.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => return Poll::Ready(Some(Ok(item))),
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => {}
+            Poll::Ready(Some(item)) => {
+                unit.made_progress();
+                return Poll::Ready(Some(Ok(item)));
+            }
+            Poll::Pending => {
+                coop::refill();
+                return Poll::Pending;
+            }
+            Poll::Ready(None) => unit.made_progress(),
         }
-        // The ring is closed and drained: the producer finished; its job result says how.
-        let outcome = match Pin::new(&mut running.job).poll(cx) {
-            Poll::Ready(outcome) => outcome,
+        // The ring is closed and drained: the outcome was written before it closed.
+        let outcome = match running.job.outcome().poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(outcome)) => outcome,
+            // Unreachable by construction (the slot is written once, read once, here).
+            Poll::Ready(Err(_)) => Err(JoinError::Cancelled),
         };
         self.state = State::Done;
         match outcome {
@@ -501,33 +720,41 @@ impl<F: IterFn> IterCall<F> {
 
 /// The producer loop, on the worker thread.
 ///
-/// Items go out one `push_blocking` at a time: a push publishes the item at once (a slow
-/// `next()` never holds back items already produced) and wakes the consumer only if it sleeps.
-fn produce<F: IterFn>(f: F, mut tx: Producer<'static, F::Item>, shared: Arc<StreamShared>) {
-    // `is_cancelled()` inside the iterator: the consumer left, or the job's handle was dropped.
-    let _cancel = cancel::enter(Arc::new(IterCancel {
-        shared,
-        job: crate::cancel_token(),
-    }));
+/// It waits for room *before* it asks the iterator for the next item, so a producer never
+/// holds an item while it waits (at most `max_size` items exist beyond the consumer), stops
+/// without advancing the iterator once the consumer left, and moves each item from `next()`
+/// straight into the ring (one copy on this stack, not one per call frame: items of a
+/// megabyte pass on a default 2 MiB stack).
+///
+/// Cost per item: one `Iterator::next`, the ring's `poll_ready` check (a relaxed load and a
+/// compare on the producer's cached limit), one push (one Release store, no atomic RMW) and
+/// the wake-up check of the consumer (a fence and a relaxed load). Parks only on a full ring.
+fn produce<F: IterFn>(f: F, tx: &mut Producer<'static, F::Item>) {
     let parker = ThreadParker::new();
-    let iter = f.make();
-    for item in iter {
-        if tx.push_blocking(item, &parker, 0).is_err() {
-            // The consumer left: stop. The iterator (and the item handed back) drop here, on
-            // this thread.
+    let mut iter = f.make();
+    loop {
+        if park::wait(&parker, 0, |cx| tx.poll_ready(cx)).is_err() {
+            // The consumer left.
+            break;
+        }
+        let Some(item) = iter.next() else {
+            break;
+        };
+        if tx.try_send(item).is_err() {
+            // Closed meanwhile; the item is dropped here, on this thread.
             break;
         }
     }
-    // `tx` is dropped after the iterator (the loop consumed it): the consumer sees the end of
-    // the stream only once the iterator is gone.
+    // The iterator is dropped here, on this thread, before the outcome is written.
+    drop(iter);
 }
 
 impl<F: IterFn> Drop for IterCall<F> {
     fn drop(&mut self) {
         if let State::Running(running) = &mut self.state {
-            // Tell the iterator first, then close the ring: a producer parked on a full ring
-            // is woken by the close. Dropping `job` afterwards cancels the pool job too.
-            running.shared.consumer_gone.store(true, Ordering::Relaxed);
+            // A queued producer is withdrawn at once; a running one stops at its next step:
+            // closing the ring wakes it if it is parked on a full ring.
+            running.job.withdraw();
             running.rx.close();
         }
     }
@@ -557,6 +784,7 @@ impl<F: IterFn> fmt::Debug for IterCall<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle(_) => "idle",
+            State::Reserving { .. } => "waiting for a place",
             State::Running(_) => "running",
             State::Done => "done",
         };
@@ -632,14 +860,16 @@ impl<F: IterFn> Future for Close<'_, F> {
         let State::Running(running) = &mut call.state else {
             return Poll::Ready(Ok(()));
         };
-        // Items still in the ring are dropped with it; only the job's end matters.
-        let outcome = match Pin::new(&mut running.job).poll(cx) {
-            Poll::Ready(outcome) => outcome,
+        running.rx.close();
+        // Items still in the ring are dropped with it; only the producer's outcome matters.
+        let outcome = match running.job.outcome().poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(outcome)) => outcome,
+            Poll::Ready(Err(_)) => Ok(()),
         };
         call.state = State::Done;
         match outcome {
-            // Closed before the job started: it was skipped, nothing ran, nothing to drop.
+            // Withdrawn before it started: nothing ran, nothing to drop.
             Ok(()) | Err(JoinError::Cancelled) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(e)),
         }
@@ -710,7 +940,7 @@ pub fn threaded_iterable_separate<G>(f: G) -> ThreadedIterable<G> {
     ThreadedIterable {
         f,
         max_size: None,
-        target: Target::Separate(Cow::Borrowed(crate::separate::DEFAULT_NAME)),
+        target: Target::separate_default(),
     }
 }
 
@@ -733,7 +963,7 @@ impl<G> ThreadedIterable<G> {
 
     /// Names the dedicated thread of each call (and makes calls use one).
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.target = Target::Separate(name.into());
+        self.target.set_name(name.into());
         self
     }
 
@@ -743,6 +973,7 @@ impl<G> ThreadedIterable<G> {
         G: Fn(A) -> I + Clone + Send + Unpin + 'static,
         A: Send + Unpin + 'static,
         I: IntoIterator,
+        I::IntoIter: Send,
         I::Item: Send + 'static,
     {
         let f = self.f.clone();
@@ -751,6 +982,7 @@ impl<G> ThreadedIterable<G> {
             started: false,
             max_size: self.max_size,
             target: self.target.clone(),
+            pool_start: Some(start_pool),
         }
     }
 
@@ -760,6 +992,7 @@ impl<G> ThreadedIterable<G> {
         G: Fn(A) -> I + Clone + Send + Unpin + 'static,
         A: Send + Unpin + 'static,
         I: IntoIterator,
+        I::IntoIter: Send,
         I::Item: Send + 'static,
     {
         self.call(arg)

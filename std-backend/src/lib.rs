@@ -88,7 +88,9 @@
 //!
 //! Misuse is an error, never a hang: on a thread that drives the target loop, `sync_await`
 //! fails at once with [`SyncAwaitError::WouldDeadlock`]; a loop that shuts down while a thread
-//! waits gives it [`SyncAwaitError::LoopGone`].
+//! waits gives it [`SyncAwaitError::LoopGone`]. The other blocking entry points share the
+//! check and its message: [`blocking_iter`] on the loop's thread, and
+//! [`ThreadSender::put`] on a full channel from the thread its receiver waits on.
 //!
 //! [`block_on`] is a minimal executor for the current thread (no allocation per call after the
 //! first on a thread, none per poll) — with no reactor: futures needing tokio's timers or I/O
@@ -106,11 +108,16 @@
 //! Functions marked [`#[threaded_iterable]`](macro@threaded_iterable) (or
 //! [`#[threaded_iterable_separate]`](macro@threaded_iterable_separate)) return an [`IterCall`]: a `Stream` of the iterator's items, produced on a pool thread (or
 //! a new thread) through a ring of `max_size` items (default [`default_max_size`]: 1024, or
-//! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). The producer parks while
-//! the ring is full; dropping the stream stops the iterator and drops it on its thread;
+//! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). While the ring is full a
+//! pool producer gives its worker back and is resubmitted when the consumer has made room, so
+//! a stream costs a worker only while `next()` runs or the ring has room (many more open
+//! streams than pool threads are fine); a producer on its own thread parks that thread.
+//! Dropping the stream stops the iterator and drops it on its thread;
 //! [`IterCall::close`] resolves once that happened; `.sync_call()` gives the plain iterator.
 //! The channel underneath is public as [`FromThreadChannel`], and [`blocking_iter`] goes the
-//! other way: an async `Stream` consumed as a blocking `Iterator` from a thread.
+//! other way: an async `Stream` consumed as a blocking `Iterator` from a thread (a panic of the
+//! stream is re-raised in the iterating thread; [`try_blocking_iter`] yields failures as an
+//! `Err` item instead).
 //!
 //! ## Features
 //! - `macros` (default): the four attribute macros (crate `aiothreads-macros`).
@@ -144,38 +151,46 @@ pub mod __private {
 mod block_on;
 mod context;
 mod loop_handle;
+mod misuse;
 mod parker;
 mod sync_await;
 #[cfg(feature = "tracing")]
 pub mod tracing_hook;
 
 pub use block_on::block_on;
-pub use context::{register_context_hook, ContextHook, ContextVar, Snapshot};
+pub use context::{register_context_hook, ContextHook, ContextVar, Snapshot, Token};
 pub use loop_handle::{set_current_loop, BoxFuture, EnterGuard, Loop, LoopHandle, SpawnError};
 pub use sync_await::{
     sync_await, sync_wait_coroutine, try_sync_await, wait_coroutine, SyncAwaitError,
 };
 
+mod admission;
+mod backoff;
 mod call;
 mod cancel;
 mod channel;
+mod coop;
 mod iterable;
 mod pool;
+mod pool_stream;
 mod separate;
 mod task;
+mod timer;
 
-pub use call::{threaded, threaded_separate, Call, Threaded, ThreadedFn};
+pub use call::{threaded, threaded_separate, BlockingFn, Call, Threaded, ThreadedFn};
 pub use cancel::{cancel_token, is_cancelled, CancelToken};
 pub use channel::{
-    blocking_iter, BlockingIter, ChannelClosed, FromThreadChannel, Get, ThreadSender,
+    blocking_iter, try_blocking_iter, BlockingIter, ChannelClosed, ChannelTimeout,
+    FromThreadChannel, Get, GetError, ThreadSender, TryBlockingIter,
 };
 pub use iterable::{
     default_max_size, threaded_iterable, threaded_iterable_separate, Close, IterCall, IterFn,
     ThreadedIterable, TryIterCall, DEFAULT_MAX_SIZE, MAX_SIZE_ENV,
 };
 pub use pool::{
-    default_pool, set_default_pool, spawn, Builder, Pool, ShutdownReport, TrySpawnError,
-    MAX_THREADS_ENV,
+    default_pool, set_default_pool, spawn, Builder, Permit, Pool, Reserve, ShutdownReport,
+    TrySpawnError, MAX_THREADS_ENV,
 };
 pub use separate::{spawn_separate, spawn_separate_named};
 pub use task::{JoinError, JoinHandle, TryJoin};
+pub use timer::{sleep, timeout, Elapsed, Sleep};

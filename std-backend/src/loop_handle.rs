@@ -105,8 +105,13 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 /// # Misuse detection
 /// Blocking a thread that drives the loop you wait on can hang forever (a current-thread
 /// runtime can't run the future while its only thread is blocked). [`Loop::drives_current_thread`]
-/// tells whether the calling thread is such a thread, and `sync_await` refuses with
-/// [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) instead of hanging:
+/// tells whether the calling thread is such a thread, and every blocking entry point asks it
+/// before it parks — the `sync_await` family, [`blocking_iter`](crate::blocking_iter)'s
+/// `next()` (when no item is ready) — and refuses with
+/// [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock) instead of hanging
+/// (the panicking forms panic with its text, the same everywhere).
+/// [`ThreadSender::put`](crate::ThreadSender::put) asks the channel instead: it refuses to
+/// block the thread its receiver waits on. What a loop's threads are:
 /// - **tokio**: detected without setup. The thread must have the runtime's context (same
 ///   runtime id) *and* be running its scheduler: the thread inside `Runtime::block_on` of a
 ///   current-thread runtime, or a worker of a multi-thread runtime (blocking one of those is
@@ -116,7 +121,8 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 /// - **other executors** ([`Loop::from_spawner`], [`LoopHandle`]): a handle may answer itself
 ///   ([`LoopHandle::drives_current_thread`]); otherwise the threads that run the executor
 ///   must say so with [`Loop::enter_driver`]. Without that mark a misuse on such a thread
-///   is not detected and blocks.
+///   is not detected and blocks: [`Loop::enter`] alone (no mark) on an executor's own thread
+///   still lets `sync_await` hang there, since nothing else tells that thread apart.
 ///
 /// Not detected by anything: waiting on a loop that nobody drives (a current-thread runtime
 /// whose `block_on` has returned but which is not dropped yet, an executor whose `run` nobody
@@ -478,6 +484,23 @@ impl From<tokio::runtime::Handle> for Loop {
     fn from(handle: tokio::runtime::Handle) -> Self {
         Self::from_tokio(handle)
     }
+}
+
+/// Whether the current thread drives *some* loop: it is marked with [`Loop::enter_driver`]
+/// (for any loop), or (feature `tokio`) it runs the scheduler of the tokio runtime whose
+/// context it is in. Used by the misuse check of waits that run on this thread.
+pub(crate) fn drives_some_loop() -> bool {
+    DRIVING.try_with(|d| d.get() != 0).unwrap_or(false) || runs_tokio_scheduler()
+}
+
+/// Whether the current thread runs the scheduler of the tokio runtime whose context it is in
+/// (always `false` without the `tokio` feature).
+pub(crate) fn runs_tokio_scheduler() -> bool {
+    #[cfg(feature = "tokio")]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        return tokio_probe::drives_current_thread(&handle);
+    }
+    false
 }
 
 /// Replaces the thread's current loop, returning the previous one.

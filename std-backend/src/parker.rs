@@ -22,12 +22,10 @@
 //! [`block_on`]: crate::block_on
 //! [`sync_await`]: crate::sync_await
 
-use core::hint;
 use core::task::Waker;
 use core::time::Duration;
 use std::sync::Arc;
 use std::task::Wake;
-use std::time::Instant;
 
 // The flag and the thread handle come from loom under `--cfg aiothreads_loom`, so the model
 // at the end of this file checks the very protocol that ships.
@@ -96,26 +94,14 @@ impl ThreadParker {
         }
     }
 
-    /// Spins for up to `spin` re-checking the flag, then blocks until notified.
+    /// Spins for up to `spin` re-checking the flag (the crate's one spin policy:
+    /// `backoff.rs`), then blocks until notified.
     ///
     /// The spin saves the futex wait/wake pair (several microseconds) when the wake-up comes
     /// soon; it is bounded in time, so an idle waiter burns at most `spin` of CPU.
     pub(crate) fn park_after_spin(&self, spin: Duration) {
-        if spin.is_zero() {
-            return self.park();
-        }
-        let start = Instant::now();
-        loop {
-            // Check the clock every 64 iterations only: `Instant::now` costs ~20 ns.
-            for _ in 0..64 {
-                if self.try_consume() {
-                    return;
-                }
-                hint::spin_loop();
-            }
-            if start.elapsed() >= spin {
-                return self.park();
-            }
+        if !crate::backoff::spin_until(spin, || self.try_consume()) {
+            self.park();
         }
     }
 }

@@ -1,48 +1,62 @@
-//! The thread pool: [`Pool`], its [`Builder`], the default pool and [`ShutdownReport`].
+//! The thread pool: [`Pool`], its [`Builder`], the default pool, bounded admission
+//! ([`Pool::reserve`], [`Permit`]) and [`ShutdownReport`].
 //!
 //! # Design
-//! One `Mutex<State>` (the queue `VecDeque<Arc<dyn Runnable>>` and the thread counters) and a
-//! `Condvar` for idle workers, as in smol's `blocking` and tokio's blocking pool, plus two
-//! atomics read without the lock: `queued` (a mirror of the queue length) and `spinning`.
+//! One `Mutex<State>` (the queue and the thread counters) and a `Condvar` for idle workers, as
+//! in smol's `blocking` and tokio's blocking pool, plus two atomics read without the lock:
+//! `queued` (a mirror of the queue length) and `spinning`.
 //!
-//! - **Workers spin before they park.** A worker that finds the queue empty spins for up to
-//!   [`Builder::spin`] (default 20 µs) watching `queued`, with `spin_loop` and an occasional
-//!   `yield_now`, and only then parks on the `Condvar`. Back-to-back calls therefore never
-//!   pay for a futex wake-up on the worker side. At most as many workers as there are CPUs
-//!   spin at once, and an idle pool burns no CPU once the spin has run out.
+//! - **Workers spin before they park**, for [`Builder::spin`] (default: about one measured
+//!   sleep/wake cycle of this machine; the crate's one spin policy, see `backoff.rs`),
+//!   watching `queued`, and only then park on the `Condvar`. The spin is **adaptive**: a score
+//!   per pool (spins that found work, parks that ended within a spin's time) scales it between
+//!   nothing and the full budget, so jobs that come further apart than a wake-up cycle stop
+//!   paying for spins they cannot win.
+//!   Back-to-back calls therefore rarely pay for a futex wake-up on the worker side. At most
+//!   as many workers as there are CPUs spin at once, and an idle pool burns no CPU once the
+//!   spin has run out.
 //! - **Submitters notify only when needed.** A submission wakes a parked worker (or starts a
-//!   new one, up to `max_threads`) only when the queue holds more jobs than there are spinning
-//!   workers. The spinner decrements `spinning` *before* it takes the lock and re-checks the
-//!   queue under the lock before it parks, so a job pushed under the lock is always seen.
-//! - **Spread.** A worker that takes a job while more are queued than workers spin or have
-//!   been notified wakes one more worker.
+//!   new one, up to `max_threads`) only when the queue holds more jobs than there are workers
+//!   about to take one: spinning, notified, or still *starting*. Counting starting threads is
+//!   what keeps the pool from starting more threads than jobs: a pool never runs more threads
+//!   than jobs in flight plus its spinners.
+//! - **Spread.** A worker that takes a job while more are queued than takers wakes one more.
 //! - **Wake-up accounting** (from tokio): `notified` counts real notifications, so a worker
 //!   tells them apart from spurious `Condvar` wake-ups and keep-alive time-outs.
+//! - **Bounded admission** (`max_queued`) is a [`Gate`] in front of the queue: a job in the
+//!   queue holds a place; an async submitter without a place waits as an owned waiter that
+//!   deregisters itself when dropped (see `admission.rs`). The [`JoinHandle`] is a pure
+//!   receiver and knows nothing of this.
+//! - **Withdrawn jobs leave at once.** A handle dropped before its job started drops the
+//!   closure there and then; in a bounded pool the job also leaves the queue and frees its
+//!   place.
 //! - **Robustness**: `catch_unwind` around each job (a panic never kills a worker), poisoned
 //!   locks are recovered, the thread count is rolled back when `thread::Builder::spawn` fails,
 //!   and when no thread at all can run the queued jobs they fail with
 //!   [`JoinError::SpawnFailed`](crate::JoinError::SpawnFailed) instead of hanging.
 //!
 //! # Per-call cost
-//! Submit: 1 lock/unlock, 1 relaxed store, 1 relaxed load, no notify when a worker spins.
-//! Worker: 1 lock/unlock to pop. Awaiter: see [`Builder::poll_spin`] — when a spinning worker
-//! takes the call at once, the first poll spins a few µs on the result slot instead of
-//! registering a waker and being woken through the executor.
+//! Submit: 1 lock/unlock, 1 relaxed store, 1 relaxed load, no notify when a worker spins
+//! (a bounded pool adds its gate's lock). Worker: 1 lock/unlock to pop.
 
 use core::num::NonZeroUsize;
 use core::panic::AssertUnwindSafe;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::task::{Context, Poll};
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::panic;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread;
 use std::time::Instant;
 
-use crate::task::{JoinError, JoinHandle, Output, Runnable, Task};
+use crate::admission::{Gate, Waiter};
+use crate::backoff;
+use crate::task::{job_addr, JoinError, JoinHandle, QueueLink, Runnable, Task, Withdraw};
 
 /// Name of the environment variable that sets the default maximum number of threads. Read
 /// once, when the first pool is configured; a value that is not a positive integer panics
@@ -62,27 +76,37 @@ struct Config {
     stack_size: Option<usize>,
     keep_alive: Duration,
     max_queued: Option<usize>,
-    spin: Duration,
-    poll_spin: Duration,
+    /// `None`: the measured budget of `backoff`.
+    spin: Option<Duration>,
     max_spinners: usize,
+}
+
+/// The scale of `Shared::spin_score`.
+const SCORE_MAX: u32 = 8;
+
+/// A job in the queue, and whether it holds a place of the admission gate.
+struct Queued {
+    job: Arc<dyn Runnable>,
+    place: bool,
 }
 
 /// Everything under the pool's lock.
 struct State {
-    queue: VecDeque<Arc<dyn Runnable>>,
-    /// Threads alive (running, spinning or parked); incremented before a spawn.
+    queue: VecDeque<Queued>,
+    /// Threads alive (starting, running, spinning or parked); incremented before a spawn.
     threads: usize,
+    /// Threads spawned that have not yet taken the lock for the first time: each will take a
+    /// queued job, so submitters count them as takers.
+    starting: usize,
     /// Workers parked on `work_cv` and not yet notified.
     sleeping: usize,
     /// Notifications sent and not yet consumed by a worker.
     notified: usize,
     shutdown: bool,
     next_id: usize,
-    /// Tasks waiting for a place in a bounded queue.
-    admission: Vec<Waker>,
 }
 
-/// The state shared by the pool handles, the workers and pending [`JoinHandle`]s.
+/// The state shared by the pool handles and the workers.
 pub(crate) struct Shared {
     state: Mutex<State>,
     work_cv: Condvar,
@@ -93,32 +117,35 @@ pub(crate) struct Shared {
     spinning: AtomicUsize,
     /// Mirror of `state.shutdown` for spinning workers.
     shutdown: AtomicBool,
+    /// Admission to a bounded queue (`None`: unbounded).
+    gate: Option<Gate>,
+    /// How much of the full spin budget workers spend, in `SCORE_MAX`ths: a spin that finds
+    /// work scores one up, a spin that runs out one down, and a parked worker woken within a
+    /// full spin's time one up. A pool whose jobs come further apart than a wake-up cycle (a
+    /// 100 µs job awaited in a loop) stops spinning; back-to-back tiny jobs keep the spin.
+    spin_score: AtomicU32,
     config: Config,
 }
 
-/// Work to do after the lock is released: waking and failing never happen under the lock
-/// (a waker may run arbitrary code).
+/// Work to do after the lock is released: failing jobs and freeing places never happen under
+/// the lock (they run arbitrary code: a closure's `Drop`, a waker).
 #[derive(Default)]
 struct Deferred {
-    wake: Vec<Waker>,
     fail: Vec<Arc<dyn Runnable>>,
     spawn_error: Option<io::Error>,
+    /// Places of the gate to give back.
+    leave: usize,
 }
 
-/// Wakes `w`; a panic of the waker is reported by the panic hook and goes no further. The
-/// pool wakes other tasks' wakers from its workers and from other callers: one faulty waker
-/// must not kill a worker (losing the job it had just taken) or stop the remaining wake-ups.
-fn wake_quietly(w: Waker) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| w.wake()));
-}
-
-impl Deferred {
-    fn run(self) {
-        for w in self.wake {
-            wake_quietly(w);
+impl Shared {
+    fn run_deferred(&self, deferred: Deferred) {
+        if let Some(gate) = &self.gate {
+            for _ in 0..deferred.leave {
+                gate.leave();
+            }
         }
-        if let Some(e) = self.spawn_error {
-            for job in self.fail {
+        if let Some(e) = deferred.spawn_error {
+            for job in deferred.fail {
                 job.fail(JoinError::SpawnFailed(io::Error::new(
                     e.kind(),
                     e.to_string(),
@@ -138,59 +165,93 @@ thread_local! {
     static WORKER_OF: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
 
+impl Withdraw for Shared {
+    fn withdraw(&self, job: usize) {
+        let mut st = self.lock();
+        let Some(i) = st.queue.iter().position(|q| job_addr(&*q.job) == job) else {
+            // A worker took it already (and found nothing to run).
+            return;
+        };
+        let Some(q) = st.queue.remove(i) else {
+            return;
+        };
+        self.queued.store(st.queue.len(), Ordering::Relaxed);
+        drop(st);
+        if q.place {
+            if let Some(gate) = &self.gate {
+                gate.leave();
+            }
+        }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
-    /// Submits a task; the handle is returned in every case (failed, pending admission or
-    /// queued).
-    pub(crate) fn submit<R: Send + 'static>(
-        self: &Arc<Self>,
-        task: Arc<dyn Output<R>>,
-    ) -> JoinHandle<R> {
-        let mut st = self.lock();
-        if st.shutdown {
-            drop(st);
-            task.fail(JoinError::Shutdown);
-            return JoinHandle::new(task, None, Duration::ZERO);
-        }
-        if let Some(max) = self.config.max_queued {
-            if st.queue.len() >= max {
-                // No place: the handle's first poll waits for one (it never blocks a thread).
-                return JoinHandle::new(task, Some(self.clone()), Duration::ZERO);
-            }
-        }
-        let mut deferred = Deferred::default();
-        let spin = self.push_locked(&mut st, task.clone().runnable(), &mut deferred);
-        drop(st);
-        deferred.run();
-        JoinHandle::new(task, None, spin)
+    /// The link a job made for this pool keeps to its queue: only bounded pools want to hear
+    /// of withdrawn jobs (their places count).
+    pub(crate) fn link(self: &Arc<Self>) -> QueueLink {
+        QueueLink::new(
+            self.gate
+                .as_ref()
+                .map(|_| Arc::downgrade(self) as Weak<dyn Withdraw>),
+        )
     }
 
-    /// Pushes a job and wakes or starts a worker when no spinning worker will take it.
-    /// Returns the spin budget for the awaiter's first poll.
-    fn push_locked(
-        self: &Arc<Self>,
-        st: &mut State,
-        job: Arc<dyn Runnable>,
-        deferred: &mut Deferred,
-    ) -> Duration {
-        st.queue.push_back(job);
+    /// Takes a place for a job that must be queued now (a plain `spawn`): past the bound if
+    /// none is free.
+    fn force_place(&self) -> bool {
+        match &self.gate {
+            Some(gate) => {
+                gate.force_enter();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether jobs wait in the queue (a hint: one relaxed load).
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > 0
+    }
+
+    /// Makes the task of `f` and queues it; `place`: it holds a place of the gate.
+    fn spawn_with_place<F, R>(self: &Arc<Self>, f: F, place: bool) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (job, handle) = Task::new(f, self.link()).split();
+        self.submit(job, place);
+        handle
+    }
+
+    /// Queues `job` (which holds a place of the gate if `place`), or fails it with
+    /// [`JoinError::Shutdown`] after a shutdown.
+    pub(crate) fn submit(self: &Arc<Self>, job: Arc<dyn Runnable>, place: bool) {
+        let mut st = self.lock();
+        let mut deferred = Deferred::default();
+        if st.shutdown {
+            drop(st);
+            deferred.leave = usize::from(place);
+            self.run_deferred(deferred);
+            job.fail(JoinError::Shutdown);
+            return;
+        }
+        st.queue.push_back(Queued { job, place });
         let len = st.queue.len();
         // Relaxed: read by spinners as a hint; they take the lock before acting on it.
         self.queued.store(len, Ordering::Relaxed);
         // Relaxed: a spinner decrements `spinning` before it takes this lock, so under the
         // lock we either see its decrement or it will see our push.
         let spinning = self.spinning.load(Ordering::Relaxed);
-        if len > spinning + st.notified {
-            self.wake_or_spawn(st, deferred);
+        if len > spinning + st.notified + st.starting {
+            self.wake_or_spawn(&mut st, &mut deferred);
         }
-        if spinning > 0 && len <= spinning {
-            self.config.poll_spin
-        } else {
-            Duration::ZERO
-        }
+        drop(st);
+        self.run_deferred(deferred);
     }
 
     /// Wakes a parked worker, or starts a new one if none is parked and the pool may grow.
@@ -205,6 +266,7 @@ impl Shared {
             return;
         }
         st.threads += 1;
+        st.starting += 1;
         let id = st.next_id;
         st.next_id += 1;
         let mut builder = thread::Builder::new().name(format!("{}-{id}", self.config.name_prefix));
@@ -215,8 +277,12 @@ impl Shared {
         if let Err(e) = builder.spawn(move || shared.worker()) {
             // Roll the count back; if no thread is left to run the queue, fail its jobs now.
             st.threads -= 1;
+            st.starting -= 1;
             if st.threads == 0 {
-                deferred.fail.extend(st.queue.drain(..));
+                for q in st.queue.drain(..) {
+                    deferred.leave += usize::from(q.place);
+                    deferred.fail.push(q.job);
+                }
                 self.queued.store(0, Ordering::Relaxed);
                 deferred.spawn_error = Some(e);
             }
@@ -227,26 +293,27 @@ impl Shared {
     fn worker(self: Arc<Self>) {
         WORKER_OF.with(|w| w.set(Arc::as_ptr(&self) as usize));
         let mut st = self.lock();
+        st.starting -= 1;
         'outer: loop {
             // Whether this worker spun since it last ran out of queued work.
             let mut spun = false;
             // Run what is queued.
-            while let Some(job) = st.queue.pop_front() {
+            while let Some(Queued { job, place }) = st.queue.pop_front() {
                 let left = st.queue.len();
                 self.queued.store(left, Ordering::Relaxed);
-                let mut deferred = Deferred::default();
-                if left > self.spinning.load(Ordering::Relaxed) + st.notified {
+                let mut deferred = Deferred {
+                    leave: usize::from(place),
+                    ..Deferred::default()
+                };
+                if left > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting {
                     // Spread: more work than takers.
                     self.wake_or_spawn(&mut st, &mut deferred);
                 }
-                if self.config.max_queued.is_some() && !st.admission.is_empty() {
-                    // A place was freed: let one waiting submitter in.
-                    deferred.wake.push(st.admission.swap_remove(0));
-                }
                 drop(st);
-                deferred.run();
+                // The job left the queue: its place goes to the next waiting submitter.
+                self.run_deferred(deferred);
                 // `run` catches the job's panic; this also catches a panicking drop.
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run()));
+                let _ = panic::catch_unwind(AssertUnwindSafe(move || job.run()));
                 // Nothing queued: spin *before* taking the lock again. In the sequential
                 // pattern the next call is on its way, and taking the lock now would only pull
                 // its cache line away from the submitter (one lock per call saved).
@@ -274,7 +341,8 @@ impl Shared {
             // Park until notified, shut down, or the keep-alive runs out (`None`: a
             // keep-alive too long to express as an `Instant` never runs out).
             st.sleeping += 1;
-            let deadline = Instant::now().checked_add(self.config.keep_alive);
+            let parked_at = Instant::now();
+            let deadline = parked_at.checked_add(self.config.keep_alive);
             loop {
                 let now = Instant::now();
                 let timed_out = deadline.is_some_and(|d| now >= d);
@@ -293,8 +361,13 @@ impl Shared {
                     };
                 }
                 if st.notified > 0 {
-                    // A real wake-up (the notifier already took us off `sleeping`).
+                    // A real wake-up (the notifier already took us off `sleeping`). Work that
+                    // came within a full spin would have been caught by spinning: score it, so
+                    // a pool that stopped spinning learns to spin again.
                     st.notified -= 1;
+                    if parked_at.elapsed() < self.full_spin() {
+                        self.score(true);
+                    }
                     continue 'outer;
                 }
                 if st.shutdown || timed_out || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -312,85 +385,47 @@ impl Shared {
         self.exit_cv.notify_all();
     }
 
-    /// Spins up to `config.spin` while the queue is empty; returns early on work or shutdown.
+    /// Spins up to the pool's budget while the queue is empty; returns early on work or
+    /// shutdown. The first idle worker of the process measures the machine's wake-up cost
+    /// (`backoff::calibrate`, once) — it has nothing else to do.
     fn spin_for_work(&self) {
-        let budget = self.config.spin;
+        let full = self.full_spin();
+        // Adaptive: the budget shrinks while spins keep running out and grows back while
+        // work keeps arriving within it (see `spin_score`).
+        let budget = full * self.spin_score.load(Ordering::Relaxed) / SCORE_MAX;
         if budget.is_zero() {
             return;
         }
-        if self.spinning.fetch_add(1, Ordering::Relaxed) >= self.config.max_spinners {
-            self.spinning.fetch_sub(1, Ordering::Relaxed);
-            return;
+        if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
+            let won = backoff::spin_until(budget, || {
+                self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed)
+            });
+            self.score(won);
         }
-        let start = Instant::now();
-        let mut rounds = 0u32;
-        loop {
-            if self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed) {
-                break;
-            }
-            rounds = rounds.wrapping_add(1);
-            if rounds.is_multiple_of(64) {
-                if start.elapsed() >= budget {
-                    break;
-                }
-                if rounds.is_multiple_of(1024) {
-                    // Let a descheduled submitter or awaiter run on a busy machine.
-                    thread::yield_now();
-                }
-            }
-            core::hint::spin_loop();
-        }
-        // Before the lock is taken again: pairs with the load in `push_locked`.
+        // Before the lock is taken again: pairs with the load in `submit`.
         self.spinning.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Admission for a handle that found the bounded queue full.
-    pub(crate) fn poll_admit<R: Send + 'static>(
-        self: &Arc<Self>,
-        task: &Arc<dyn Output<R>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Duration, JoinError>> {
-        let mut st = self.lock();
-        if st.shutdown {
-            return Poll::Ready(Err(JoinError::Shutdown));
-        }
-        let max = self.config.max_queued.unwrap_or(usize::MAX);
-        if st.queue.len() < max {
-            let mut deferred = Deferred::default();
-            let spin = self.push_locked(&mut st, task.clone().runnable(), &mut deferred);
-            drop(st);
-            deferred.run();
-            return Poll::Ready(Ok(spin));
-        }
-        if !st.admission.iter().any(|w| w.will_wake(cx.waker())) {
-            st.admission.push(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    /// A pending handle went away: if a place is free, wake another waiter in its stead.
-    pub(crate) fn admission_pass_on(&self) {
-        let mut st = self.lock();
-        let max = self.config.max_queued.unwrap_or(usize::MAX);
-        if st.queue.len() < max && !st.admission.is_empty() {
-            let w = st.admission.swap_remove(0);
-            drop(st);
-            wake_quietly(w);
+    /// The pool's full spin budget: the builder's, or the measured one.
+    fn full_spin(&self) -> Duration {
+        match self.config.spin {
+            Some(budget) => budget,
+            None => {
+                backoff::calibrate();
+                backoff::spin_budget()
+            }
         }
     }
 
-    /// Queues a detached job past the bound.
-    pub(crate) fn admit_forced(self: &Arc<Self>, job: Arc<dyn Runnable>) {
-        let mut st = self.lock();
-        if st.shutdown {
-            drop(st);
-            job.fail(JoinError::Shutdown);
-            return;
-        }
-        let mut deferred = Deferred::default();
-        self.push_locked(&mut st, job, &mut deferred);
-        drop(st);
-        deferred.run();
+    /// Records whether a spin would have paid: one step up or down of the score.
+    fn score(&self, won: bool) {
+        let _ = self
+            .spin_score
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| match won {
+                true if s < SCORE_MAX => Some(s + 1),
+                false if s > 0 => Some(s - 1),
+                _ => None,
+            });
     }
 
     fn shutdown(&self, timeout: Duration) -> ShutdownReport {
@@ -398,22 +433,21 @@ impl Shared {
         let deadline = Instant::now().checked_add(timeout);
         let mut st = self.lock();
         let mut cancelled = Vec::new();
-        let mut waiters = Vec::new();
         if !st.shutdown {
             st.shutdown = true;
             self.shutdown.store(true, Ordering::Relaxed);
             cancelled.extend(st.queue.drain(..));
             self.queued.store(0, Ordering::Relaxed);
-            waiters = core::mem::take(&mut st.admission);
             self.work_cv.notify_all();
         }
         drop(st);
-        let cancelled_queued = cancelled.len();
-        for job in cancelled {
-            job.fail(JoinError::Shutdown);
+        if let Some(gate) = &self.gate {
+            // Waiting submitters learn of the shutdown; their jobs fail with `Shutdown`.
+            gate.close();
         }
-        for w in waiters {
-            wake_quietly(w);
+        let cancelled_queued = cancelled.len();
+        for q in cancelled {
+            q.job.fail(JoinError::Shutdown);
         }
         // Do not wait for the calling thread if it is one of our workers.
         let own = usize::from(WORKER_OF.with(|w| w.get()) == core::ptr::from_ref(self) as usize);
@@ -437,6 +471,122 @@ impl Shared {
         ShutdownReport {
             left_running: st.threads.saturating_sub(own),
             cancelled_queued,
+        }
+    }
+}
+
+/// Future of [`Pool::reserve`]: waits for a place in a bounded queue.
+///
+/// Dropping it gives up its turn; a place already granted to it passes to the next waiter.
+#[must_use = "futures do nothing unless polled"]
+pub struct Reserve {
+    /// `None` once resolved.
+    shared: Option<Arc<Shared>>,
+    waiter: Waiter,
+}
+
+impl fmt::Debug for Reserve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reserve")
+            .field("waiter", &self.waiter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reserve {
+    /// Polls for a place without consuming the future (for callers that own it by value).
+    pub(crate) fn poll_place(&mut self, cx: &mut Context<'_>) -> Poll<Permit> {
+        let Some(shared) = self.shared.as_ref() else {
+            panic!("Reserve polled after it completed");
+        };
+        let place = match &shared.gate {
+            None => false,
+            Some(gate) => match gate.poll_enter(&mut self.waiter, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => true,
+                // Shut down: the permit's job fails with `Shutdown`.
+                Poll::Ready(Err(_)) => false,
+            },
+        };
+        Poll::Ready(Permit {
+            shared: self.shared.take(),
+            place,
+        })
+    }
+}
+
+impl Future for Reserve {
+    type Output = Permit;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
+        self.get_mut().poll_place(cx)
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        if let Some(gate) = self.shared.as_ref().and_then(|s| s.gate.as_ref()) {
+            gate.cancel(&mut self.waiter);
+        }
+    }
+}
+
+/// A place in a pool's queue, granted by [`Pool::reserve`]: [`spawn`](Self::spawn) queues one
+/// job into it. Dropping an unused permit gives the place back (to the next waiter).
+#[must_use = "dropping a Permit gives its place back unused"]
+pub struct Permit {
+    shared: Option<Arc<Shared>>,
+    /// Whether it holds a place of the gate (false on unbounded or shut-down pools).
+    place: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit {
+    /// Queues `f` into the place this permit holds and returns the handle of its result.
+    ///
+    /// # Examples
+    /// See [`Pool::reserve`].
+    pub fn spawn<F, R>(mut self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = self.shared.take().expect("a permit is used once");
+        shared.spawn_with_place(f, core::mem::take(&mut self.place))
+    }
+
+    /// Queues a job made elsewhere (a stream's producer) into this permit's place.
+    pub(crate) fn submit(mut self, job: Arc<dyn Runnable>) {
+        let shared = self.shared.take().expect("a permit is used once");
+        shared.submit(job, core::mem::take(&mut self.place));
+    }
+
+    /// The pool this permit queues into.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone().expect("a permit is used once")
+    }
+
+    /// The link jobs for this permit's pool keep to its queue.
+    pub(crate) fn link(&self) -> QueueLink {
+        self.shared
+            .as_ref()
+            .map_or_else(QueueLink::default, Shared::link)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.place {
+            if let Some(gate) = self.shared.as_ref().and_then(|s| s.gate.as_ref()) {
+                gate.leave();
+            }
         }
     }
 }
@@ -587,9 +737,12 @@ impl Pool {
 
     /// Submits `f` to this pool at once and returns the handle of its result.
     ///
-    /// If the pool is shut down, awaiting the handle gives [`JoinError::Shutdown`]; with a
-    /// bounded queue that is full, the job is admitted when the handle is first polled and a
-    /// place is free (see [`Builder::max_queued`]).
+    /// `spawn` never waits and never refuses: on a pool with a bounded queue
+    /// ([`Builder::max_queued`]) that is full, the job is queued past the bound. Submitters
+    /// that should wait for a place use [`reserve`](Self::reserve) (an awaited
+    /// [`Call`](crate::Call) does so by itself); [`try_spawn`](Self::try_spawn) refuses
+    /// instead. After [`shutdown`](Self::shutdown), awaiting the handle gives
+    /// [`JoinError::Shutdown`].
     ///
     /// # Examples
     /// ```
@@ -602,14 +755,17 @@ impl Pool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.owner.shared.submit(Task::new(f))
+        let shared = &self.owner.shared;
+        let place = shared.force_place();
+        shared.spawn_with_place(f, place)
     }
 
     /// Submits `f` only if it can be queued right now.
     ///
     /// # Errors
     /// [`TrySpawnError::Shutdown`] after [`shutdown`](Self::shutdown),
-    /// [`TrySpawnError::Full`] when a bounded queue is full; both hand `f` back.
+    /// [`TrySpawnError::Full`] when a bounded queue is full (or submitters wait for a place
+    /// already: nobody jumps the line); both hand `f` back.
     ///
     /// # Examples
     /// ```
@@ -623,25 +779,42 @@ impl Pool {
         R: Send + 'static,
     {
         let shared = &self.owner.shared;
-        let mut st = shared.lock();
-        let full = shared
-            .config
-            .max_queued
-            .is_some_and(|max| st.queue.len() >= max);
-        if st.shutdown || full {
-            drop(st);
-            return Err(if full {
-                TrySpawnError::Full(f)
-            } else {
-                TrySpawnError::Shutdown(f)
-            });
+        if shared.shutdown.load(Ordering::Relaxed) {
+            return Err(TrySpawnError::Shutdown(f));
         }
-        let task = Task::new(f);
-        let mut deferred = Deferred::default();
-        let spin = shared.push_locked(&mut st, task.clone(), &mut deferred);
-        drop(st);
-        deferred.run();
-        Ok(JoinHandle::new(task, None, spin))
+        let place = match &shared.gate {
+            None => false,
+            Some(gate) => match gate.try_enter() {
+                Ok(true) => true,
+                Ok(false) => return Err(TrySpawnError::Full(f)),
+                Err(_) => return Err(TrySpawnError::Shutdown(f)),
+            },
+        };
+        Ok(shared.spawn_with_place(f, place))
+    }
+
+    /// Waits for a place in this pool's queue: the future resolves to a [`Permit`] that
+    /// submits one job into the place it holds. This is how a submitter feels the
+    /// backpressure of a bounded queue ([`Builder::max_queued`]) without blocking a thread;
+    /// on an unbounded pool it is ready at once.
+    ///
+    /// Places go to waiting submitters in arrival order, one freed place to one waiter.
+    /// Cancel-safe: dropping the future gives up its turn (a place already granted to it goes
+    /// to the next waiter); polling it from another task moves the wake-up there.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = aiothreads::Pool::builder().max_threads(1).max_queued(Some(2)).build();
+    /// futures::executor::block_on(async {
+    ///     let permit = pool.reserve().await;
+    ///     assert_eq!(permit.spawn(|| 40 + 2).await, 42);
+    /// });
+    /// ```
+    pub fn reserve(&self) -> Reserve {
+        Reserve {
+            shared: Some(self.owner.shared.clone()),
+            waiter: Waiter::default(),
+        }
     }
 
     /// Shuts the pool down: refuses new work, cancels queued jobs that have not started, and
@@ -691,6 +864,16 @@ impl Pool {
         self.owner.shared.config.max_threads
     }
 
+    /// Whether the queue is bounded ([`Builder::max_queued`]).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(!aiothreads::Pool::new().is_bounded());
+    /// ```
+    pub fn is_bounded(&self) -> bool {
+        self.owner.shared.gate.is_some()
+    }
+
     /// The number of worker threads alive right now (busy, spinning or parked).
     ///
     /// # Examples
@@ -722,7 +905,6 @@ impl Default for Pool {
 ///     .keep_alive(Duration::from_secs(5))
 ///     .max_queued(Some(1000))
 ///     .spin(Duration::from_micros(20))
-///     .poll_spin(Duration::from_micros(4))
 ///     .build();
 /// # drop(pool);
 /// ```
@@ -740,7 +922,8 @@ impl Default for Builder {
 impl Builder {
     /// The defaults: `max_threads` from [`AIOTHREADS_MAX_THREADS`](MAX_THREADS_ENV) or
     /// min(32, cpus + 4), thread names `aiothreads-N`, the platform's default stack size,
-    /// a keep-alive of 10 s, an unbounded queue, 20 µs of worker spin and 4 µs of poll spin.
+    /// a keep-alive of 10 s, an unbounded queue, and a worker spin of about one wake-up cycle
+    /// of this machine (measured once per process, 5–100 µs; 20 µs until measured).
     ///
     /// # Panics
     /// If `AIOTHREADS_MAX_THREADS` is set to anything but a positive integer (read once).
@@ -758,8 +941,7 @@ impl Builder {
                 stack_size: None,
                 keep_alive: Duration::from_secs(10),
                 max_queued: None,
-                spin: Duration::from_micros(20),
-                poll_spin: Duration::from_micros(4),
+                spin: None,
                 max_spinners: cpus(),
             },
         }
@@ -836,12 +1018,18 @@ impl Builder {
 
     /// Bounded admission: at most `max` jobs wait in the queue (`None`, the default: no bound).
     ///
-    /// A call still returns its [`JoinHandle`] at once. If the queue is full at that moment,
-    /// the job is not queued yet: the handle's first poll queues it as soon as a place is
-    /// free, and until then the awaiting task waits as `Pending` (its waker is woken when a
-    /// worker takes a job) — no thread is ever blocked. So with a bound, a job whose queue was
-    /// full starts only once its handle is awaited (or [`detach`](JoinHandle::detach)ed, which
-    /// queues it past the bound).
+    /// The bound holds for submitters that can wait or be refused, and no thread is ever
+    /// blocked for it:
+    /// - an awaited [`Call`](crate::Call) (what `#[threaded]` functions return), a stream's
+    ///   producer and [`Pool::reserve`] wait as `Pending` until a place is granted to them —
+    ///   in arrival order, one freed place to one waiter; a waiter dropped while it waits
+    ///   gives up its turn;
+    /// - [`Pool::try_spawn`] refuses with [`TrySpawnError::Full`];
+    /// - [`Pool::spawn`] and [`Call::call`](crate::Call::call) (which must return a handle at
+    ///   once) queue past the bound; their jobs count against it while they wait.
+    ///
+    /// A job whose handle is dropped before it started leaves the queue at once and frees its
+    /// place.
     ///
     /// # Panics
     /// If `max` is `Some(0)`: a job must be able to wait in the queue, or no call would ever
@@ -862,9 +1050,13 @@ impl Builder {
         self
     }
 
-    /// How long a worker that ran out of work spins before it parks (default 20 µs; zero
-    /// parks at once). Spinning lets back-to-back calls skip the futex wake-up of a parked
-    /// worker; it is bounded, so an idle pool burns no CPU.
+    /// How long a worker that ran out of work spins before it parks (zero parks at once). The
+    /// default is about one sleep/wake cycle of this machine, measured once per process
+    /// (5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
+    /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
+    /// CPU. The pool spends less than this while spins keep running out (and nothing once they
+    /// never pay), and returns to it while work keeps arriving within it. This is the crate's
+    /// one spin knob.
     ///
     /// # Examples
     /// ```
@@ -872,29 +1064,7 @@ impl Builder {
     /// # drop(pool);
     /// ```
     pub fn spin(mut self, spin: Duration) -> Self {
-        self.config.spin = spin;
-        self
-    }
-
-    /// How long the first poll of a [`JoinHandle`] may spin on the result (default 4 µs; zero
-    /// disables it).
-    ///
-    /// The spin happens only when, at submission, a spinning worker was ready to take the job
-    /// at once and the queue held no more jobs than spinning workers — the sequential
-    /// round-trip case, where the result typically arrives in well under a microsecond and
-    /// waiting for it here avoids registering a waker and waking the executor thread (several
-    /// µs). It never happens with many calls in flight. The trade-off: for a job that runs
-    /// longer than the budget, the executor thread is busy for the budget in vain, once.
-    ///
-    /// # Examples
-    /// ```
-    /// let pool = aiothreads::Pool::builder()
-    ///     .poll_spin(std::time::Duration::ZERO)
-    ///     .build();
-    /// # drop(pool);
-    /// ```
-    pub fn poll_spin(mut self, spin: Duration) -> Self {
-        self.config.poll_spin = spin;
+        self.config.spin = Some(spin);
         self
     }
 
@@ -914,13 +1084,15 @@ impl Builder {
                 notified: 0,
                 shutdown: false,
                 next_id: 0,
-                admission: Vec::new(),
+                starting: 0,
             }),
             work_cv: Condvar::new(),
             exit_cv: Condvar::new(),
             queued: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            gate: self.config.max_queued.map(Gate::new),
+            spin_score: AtomicU32::new(SCORE_MAX),
             config: self.config,
         });
         Pool {

@@ -6,32 +6,68 @@
 //! default, a few MiB of virtual memory for its stack; there is no limit on how many run at
 //! once — that is the point, and the risk.
 
-use core::time::Duration;
 use std::borrow::Cow;
+use std::io;
 use std::sync::Arc;
 use std::thread;
 
-use crate::task::{JoinError, JoinHandle, Output, Task};
+use crate::task::{JoinHandle, QueueLink, Runnable, Task};
+use crate::JoinError;
 
 /// The thread name used when none is given.
 pub(crate) const DEFAULT_NAME: &str = "aiothreads-separate";
 
-/// Starts `task` on a new thread named `name`.
-pub(crate) fn run_on_new_thread<R: Send + 'static>(
-    name: Cow<'static, str>,
-    task: Arc<dyn Output<R>>,
-) -> JoinHandle<R> {
-    let job = task.clone().runnable();
-    // The thread owns one clone of the task; the handle the other. `run` catches the job's
-    // panic and runs it under the captured context, exactly as a pool worker does.
-    let spawned = thread::Builder::new()
-        .name(name.into_owned())
-        .spawn(move || job.run());
-    if let Err(e) = spawned {
-        // The closure (and its clone of the task) was dropped by `spawn`; the awaiter learns why.
-        task.fail(JoinError::SpawnFailed(e));
+/// Where a separate thread's job runs: its name and stack size.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadSpec {
+    pub(crate) name: Cow<'static, str>,
+    /// Bytes of stack (`None`: the platform's default, as `std::thread::Builder` uses).
+    pub(crate) stack_size: Option<usize>,
+}
+
+impl ThreadSpec {
+    pub(crate) fn named(name: Cow<'static, str>) -> Self {
+        Self {
+            name,
+            stack_size: None,
+        }
     }
-    JoinHandle::new(task, None, Duration::ZERO)
+}
+
+/// Starts `job` on a new thread; if no thread can be started (a name with a NUL byte, the
+/// system refusing), the job fails with [`JoinError::SpawnFailed`] and its closure is dropped
+/// here.
+pub(crate) fn run_on_new_thread(spec: ThreadSpec, job: Arc<dyn Runnable>) {
+    if spec.name.contains('\0') {
+        // `std::thread::Builder::spawn` would panic in the caller for such a name.
+        job.fail(JoinError::SpawnFailed(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a thread name may not contain a NUL byte",
+        )));
+        return;
+    }
+    let mut builder = thread::Builder::new().name(spec.name.into_owned());
+    if let Some(bytes) = spec.stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    // The thread owns one reference to the job. `run` catches the job's panic and runs it
+    // under the captured context, exactly as a pool worker does.
+    let runner = job.clone();
+    if let Err(e) = builder.spawn(move || runner.run()) {
+        // The closure (and its reference) was dropped by `spawn`; the awaiter learns why.
+        job.fail(JoinError::SpawnFailed(e));
+    }
+}
+
+/// Runs `f` on a new thread per `spec` and returns the handle of its result.
+pub(crate) fn spawn_on<F, R>(spec: ThreadSpec, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (job, handle) = Task::new(f, QueueLink::default()).split();
+    run_on_new_thread(spec, job);
+    handle
 }
 
 /// Runs `f` on a new OS thread (named `aiothreads-separate`), outside any pool; the handle is
@@ -55,10 +91,13 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    run_on_new_thread(Cow::Borrowed(DEFAULT_NAME), Task::new(f))
+    spawn_on(ThreadSpec::named(Cow::Borrowed(DEFAULT_NAME)), f)
 }
 
 /// Same as [`spawn_separate`], with the thread named `name`.
+///
+/// A name with a NUL byte cannot be given to a thread: awaiting the handle then gives
+/// [`JoinError::SpawnFailed`] (kind `InvalidInput`).
 ///
 /// # Examples
 /// ```
@@ -74,5 +113,5 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    run_on_new_thread(name.into(), Task::new(f))
+    spawn_on(ThreadSpec::named(name.into()), f)
 }

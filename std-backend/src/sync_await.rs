@@ -30,47 +30,43 @@
 //!
 //! # Cost
 //! One task spawned on the loop (tokio: its allocation; other loops: one `Box` more) and one
-//! oneshot slot; the waiting thread spins up to 15 µs on the slot before it parks (see
-//! `SYNC_AWAIT_SPIN`). A hop to a tokio runtime and back measured 2.6 µs here, against 14 µs
-//! for `Handle::spawn` + waiting on its `JoinHandle` from a thread.
+//! oneshot slot; the waiting thread spins on the slot for the crate's one spin budget
+//! (`backoff.rs`: about one measured wake-up cycle of this machine) before it parks. PERFORMANCE.md has the measured hop against
+//! tokio's `Handle::spawn` + waiting on its `JoinHandle` from a thread, per CPU.
 
 use core::any::Any;
 use core::future::{poll_fn, Future};
 use core::panic::AssertUnwindSafe;
 use core::pin::{pin, Pin};
 use core::task::{Context, Poll};
-use core::time::Duration;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind};
 
 use aiothreads_core::slot::oneshot;
 
-use crate::block_on::{block_on, with_parker};
+#[cfg(doc)]
+use crate::block_on::block_on;
+use crate::block_on::{block_on_checked, with_parker};
 use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
+use crate::misuse::{self, check_may_block};
 
-/// How long a thread waiting in `sync_await` spins before it parks: 15 µs, about one
-/// park/unpark round trip (13.7 µs measured here), so a spin that does not pay off costs at
-/// most what the park would have. Measured with `make bench BENCH=sync_await` on the quiet
-/// 2-core machine: parking at once gave 13.2 µs per hop (1.02× tokio's spawn + `JoinHandle`);
-/// a 15 µs spin gave 2.6 µs (0.18×), because the awaiting thread is awake when the result lands
-/// and a busy runtime thread has not parked yet; 30 µs gave 4.2 µs. On a machine loaded far
-/// beyond its cores the spinner competes with the runtime thread (an earlier measurement at
-/// load 4–5 on 2 cores found a 50 µs spin 1.5–2× slower), which the 15 µs bound keeps small.
-const SYNC_AWAIT_SPIN: Duration = Duration::from_micros(15);
-
-/// Why a [`try_sync_await`] gave no output.
+/// Why a [`try_sync_await`] gave no output, or why a
+/// [`try_blocking_iter`](crate::try_blocking_iter) ended early.
 #[non_exhaustive]
 pub enum SyncAwaitError {
     /// No loop is known on this thread: not a `threaded` worker of an async caller, no
     /// [`Loop::enter`] / [`set_current_loop`](crate::set_current_loop), no tokio runtime context.
     NoLoop,
-    /// This thread drives the loop the future would run on: blocking it would wait for a
-    /// future that only this thread can run.
+    /// This thread drives the loop the future (or the stream) would run on: blocking it would
+    /// wait for work that only this thread can do. Every blocking entry point refuses with
+    /// this reason, and its `Display` is the panic message of the panicking forms (the same
+    /// text for `sync_await`, `blocking_iter` and `ThreadSender::put`).
     WouldDeadlock,
-    /// The loop refused the future or dropped it unfinished (it shut down).
+    /// The loop refused the future (or the task driving the stream) or dropped it unfinished
+    /// (it shut down).
     LoopGone,
-    /// The future panicked (on the loop); the payload, as `std::thread::JoinHandle::join`
+    /// The future (or the stream) panicked; the payload, as `std::thread::JoinHandle::join`
     /// gives it.
     Panicked(Box<dyn Any + Send>),
 }
@@ -127,18 +123,14 @@ impl fmt::Display for SyncAwaitError {
                  worker, inside a tokio runtime context, after `Loop::enter`, or pass the loop \
                  with `sync_wait_coroutine`)",
             ),
-            Self::WouldDeadlock => f.write_str(
-                "sync_await: this thread drives the event loop the future would run on; blocking \
-                 it would wait for a future that only this thread can run. Use `.await` here, or \
-                 call sync_await from a `threaded` worker or a `spawn_blocking` thread",
-            ),
+            Self::WouldDeadlock => f.write_str(misuse::REASON),
             Self::LoopGone => f.write_str(
-                "sync_await: the event loop refused the future or dropped it unfinished (it has \
-                 shut down)",
+                "aiothreads: the event loop refused the future (or the task driving the stream) \
+                 or dropped it unfinished: it has shut down",
             ),
             Self::Panicked(p) => write!(
                 f,
-                "sync_await: the future panicked: {}",
+                "aiothreads: the awaited future or stream panicked: {}",
                 Self::panic_message(&**p)
             ),
         }
@@ -147,14 +139,28 @@ impl fmt::Display for SyncAwaitError {
 
 impl core::error::Error for SyncAwaitError {}
 
+impl From<misuse::WouldDeadlock> for SyncAwaitError {
+    fn from(_: misuse::WouldDeadlock) -> Self {
+        Self::WouldDeadlock
+    }
+}
+
+impl SyncAwaitError {
+    /// What the panicking forms do with an error: re-raise a panic of the future or stream
+    /// as is (its original payload), panic with the error's `Display` otherwise.
+    #[track_caller]
+    pub(crate) fn raise(self) -> ! {
+        match self {
+            Self::Panicked(payload) => resume_unwind(payload),
+            err => panic!("{err}"),
+        }
+    }
+}
+
 /// Unwraps for the panicking forms: re-raises a panic of the future as is.
 #[track_caller]
 fn unwrap_or_raise<T>(result: Result<T, SyncAwaitError>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(SyncAwaitError::Panicked(payload)) => resume_unwind(payload),
-        Err(err) => panic!("{err}"),
-    }
+    result.unwrap_or_else(|err| err.raise())
 }
 
 /// Runs `fut` on the current [`Loop`] and blocks this thread until it completes.
@@ -166,9 +172,13 @@ fn unwrap_or_raise<T>(result: Result<T, SyncAwaitError>) -> T {
 /// an error instead.
 ///
 /// # Panics
-/// If this thread drives the loop ([`SyncAwaitError::WouldDeadlock`]: you are on the loop,
-/// use `.await`), or the loop shut down before the future finished
-/// ([`SyncAwaitError::LoopGone`]). A panic of the future is re-raised here.
+/// - At once, with the [`SyncAwaitError::WouldDeadlock`] reason, if this thread drives the
+///   loop (you are on the loop: use `.await`). With no loop known, if the future is pending at
+///   its first poll and this thread drives some loop (a tokio scheduler thread, or one marked
+///   with [`Loop::enter_driver`]), whose tasks it may be waiting for.
+/// - With the [`SyncAwaitError::LoopGone`] reason if the loop shut down before the future
+///   finished.
+/// - A panic of the future is re-raised here (its original payload).
 ///
 /// # Examples
 /// ```
@@ -201,7 +211,7 @@ where
 {
     match Loop::current() {
         Some(lp) => lp.sync_await(fut),
-        None => block_on(fut),
+        None => block_on_checked(fut, || check_may_block(None)).unwrap_or_else(|e| e.raise()),
     }
 }
 
@@ -252,7 +262,8 @@ where
 /// thread of your own, `asyncio.to_thread`-style code). `make` is called on the loop.
 ///
 /// # Panics
-/// As [`Loop::sync_await`].
+/// As [`Loop::sync_await`]: with the [`SyncAwaitError::WouldDeadlock`] reason at once if this
+/// thread drives `lp`.
 ///
 /// # Examples
 /// ```
@@ -279,8 +290,9 @@ impl Loop {
     /// Runs `fut` on this loop and blocks the current thread until it completes.
     ///
     /// # Panics
-    /// If this thread drives the loop ([`SyncAwaitError::WouldDeadlock`]) or the loop shut
-    /// down first ([`SyncAwaitError::LoopGone`]). A panic of the future is re-raised here.
+    /// With the reason of [`SyncAwaitError::WouldDeadlock`] at once if this thread drives the
+    /// loop, of [`SyncAwaitError::LoopGone`] if the loop shut down first. A panic of the future
+    /// is re-raised here (its original payload).
     ///
     /// # Examples
     /// See [`Loop`].
@@ -330,9 +342,7 @@ impl Loop {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if self.drives_current_thread() {
-            return Err(SyncAwaitError::WouldDeadlock);
-        }
+        check_may_block(Some(self))?;
         let (tx, rx) = oneshot::<Result<F::Output, Box<dyn Any + Send>>>();
         let mut context = ContextSnapshot::capture();
         let task = async move {
@@ -360,7 +370,7 @@ impl Loop {
                 if let Poll::Ready(result) = Pin::new(&mut rx).poll(&mut cx) {
                     return result;
                 }
-                parker.park_after_spin(SYNC_AWAIT_SPIN);
+                parker.park_after_spin(crate::backoff::spin_budget());
             }
         });
         match result {

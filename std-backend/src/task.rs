@@ -7,27 +7,25 @@
 //! - **Atomic RMWs**: 1 clone at submission; 1 `TakeCell` swap; 1 clone + 1 drop for the
 //!   thread-local that answers [`is_cancelled`](crate::is_cancelled); 2 in `Slot::send` plus
 //!   the waker's (only if a waker is registered); 1 to take the value; 2 `Arc` drops.
-//! - **Locks and wake-ups**: see the pool module (`pool.rs`): 1 lock on each side, and no
-//!   futex wake-up at all when a worker is spinning and the awaiter's first poll spins.
+//! - **Locks and wake-ups**: see the pool module (`pool.rs`): 1 lock on each side; the awaiter
+//!   is woken through its waker once, unless the result was there at its first poll.
 
 use core::any::Any;
 use core::future::Future;
 use core::panic::AssertUnwindSafe;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use core::time::Duration;
 use std::fmt;
 use std::io;
 use std::panic;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Weak};
 
 use aiothreads_core::slot::{RecvError, Slot};
 use aiothreads_core::take::TakeCell;
 
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
-use crate::pool::Shared;
+use crate::coop;
 
 /// Why a job gave no result.
 ///
@@ -119,24 +117,67 @@ impl core::error::Error for JoinError {
 pub(crate) type Outcome<R> = Result<R, JoinError>;
 
 /// A job as seen by whoever runs it (a pool worker or a separate thread).
+///
+/// Every job finishes through exactly one place, which its `run` or `fail` writes (a call's
+/// result slot, a stream's outcome slot); nothing else reports its end.
 pub(crate) trait Runnable: Send + Sync {
-    /// Runs the job (or skips it when cancelled) and delivers its result. Never unwinds from
+    /// Runs the job (or skips it when cancelled) and delivers its outcome. Never unwinds from
     /// the job itself.
     fn run(self: Arc<Self>);
     /// Delivers `err` without running the job, and drops the closure here.
     fn fail(&self, err: JoinError);
 }
 
-/// A job as seen by its handle.
-pub(crate) trait Output<R>: Runnable {
+/// What a job tells the bounded queue it waits in when it is withdrawn before it started.
+pub(crate) trait Withdraw: Send + Sync {
+    /// Removes the job at address `job` (the address of the `Runnable`) from the queue.
+    fn withdraw(&self, job: usize);
+}
+
+/// A queued job's link back to its bounded queue, fixed when the job is made — before
+/// anyone can withdraw it (`None` for unbounded pools and separate threads: a withdrawn job's
+/// empty shell is skipped by the worker that reaches it, its closure already dropped).
+#[derive(Default)]
+pub(crate) struct QueueLink(Option<Weak<dyn Withdraw>>);
+
+impl QueueLink {
+    /// A link to `queue`.
+    pub(crate) fn new(queue: Option<Weak<dyn Withdraw>>) -> Self {
+        Self(queue)
+    }
+
+    /// Tells the queue (if any) that the job at `addr` was withdrawn.
+    pub(crate) fn withdrawn(&self, addr: usize) {
+        if let Some(queue) = self.0.as_ref().and_then(Weak::upgrade) {
+            queue.withdraw(addr);
+        }
+    }
+}
+
+/// The address by which a queue finds a job (see [`Withdraw`]).
+pub(crate) fn job_addr<T: ?Sized>(job: &T) -> usize {
+    core::ptr::from_ref(job).cast::<()>() as usize
+}
+
+/// Drops `value`, reporting a panic of its `Drop` through the panic hook only (the hook has
+/// printed it already): used where an unwind would lose other work or abort.
+pub(crate) fn drop_quietly<T>(value: T) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
+/// A job as seen by its handle: a result slot, and a way to cancel.
+pub(crate) trait Output<R>: Send + Sync {
     fn slot(&self) -> &Slot<Outcome<R>>;
-    fn runnable(self: Arc<Self>) -> Arc<dyn Runnable>;
+    /// Cancels the job: a queued job is withdrawn (its closure dropped here, its place in a
+    /// bounded queue freed), a running one sees [`is_cancelled`](crate::is_cancelled).
+    fn cancel(&self);
 }
 
 /// The one allocation of a call.
 pub(crate) struct Task<F, R> {
     job: TakeCell<(F, Captured)>,
     slot: Slot<Outcome<R>>,
+    link: QueueLink,
 }
 
 impl<F, R> Task<F, R>
@@ -144,12 +185,22 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    /// Allocates the task, capturing the caller's context.
-    pub(crate) fn new(f: F) -> Arc<Self> {
+    /// Allocates the task, capturing the caller's context; `link` is the bounded queue it
+    /// will wait in, if any.
+    pub(crate) fn new(f: F, link: QueueLink) -> Arc<Self> {
         Arc::new(Self {
             job: TakeCell::new((f, Captured::capture())),
             slot: Slot::new(),
+            link,
         })
+    }
+
+    /// The task as a job to run and as the handle of its result.
+    pub(crate) fn split(self: Arc<Self>) -> (Arc<dyn Runnable>, JoinHandle<R>) {
+        let handle = JoinHandle {
+            task: Some(self.clone()),
+        };
+        (self, handle)
     }
 }
 
@@ -170,11 +221,12 @@ where
 {
     fn run(self: Arc<Self>) {
         let Some((f, captured)) = self.job.take() else {
+            // Withdrawn by its handle, which dropped the closure.
             return;
         };
         if self.slot.is_closed() {
-            // Cancelled while queued: never run; the closure is dropped here, on the worker.
-            drop((f, captured));
+            // Cancelled while queued: never run; the closure is dropped here.
+            drop_quietly((f, captured));
             return;
         }
         let outcome = {
@@ -182,7 +234,9 @@ where
             panic::catch_unwind(AssertUnwindSafe(|| captured.scope(f)))
         };
         // A closed slot hands the value back: it is dropped here, on the worker.
-        let _ = self.slot.send(outcome.map_err(JoinError::Panicked));
+        if let Err(value) = self.slot.send(outcome.map_err(JoinError::Panicked)) {
+            drop_quietly(value);
+        }
     }
 
     fn fail(&self, err: JoinError) {
@@ -190,8 +244,7 @@ where
         // a row: neither the closure's `Drop` nor the awaiter's waker may unwind out of here,
         // or the jobs after this one would never be failed (and a second panicking `Drop`
         // during that unwinding would abort). Such a panic is reported by the panic hook.
-        let job = self.job.take();
-        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(job)));
+        drop_quietly(self.job.take());
         let _ = panic::catch_unwind(AssertUnwindSafe(|| self.slot.send(Err(err))));
     }
 }
@@ -204,20 +257,31 @@ where
     fn slot(&self) -> &Slot<Outcome<R>> {
         &self.slot
     }
-    fn runnable(self: Arc<Self>) -> Arc<dyn Runnable> {
-        self
+
+    fn cancel(&self) {
+        // Close first: a worker that takes the closure after this skips it.
+        self.slot.close();
+        if let Some(job) = self.job.take() {
+            // Not started: nothing will run. Release what it captured now, not when a worker
+            // reaches the empty shell, and free its place in a bounded queue.
+            drop_quietly(job);
+            self.link.withdrawn(job_addr(self));
+        }
     }
 }
 
-/// A submitted job: a [`Future`] of its result.
+/// A submitted job: a [`Future`] of its result, and nothing else — a pure receiver of the
+/// job's one result slot (it knows nothing of the pool).
 ///
 /// - `.await` gives the job's return value; if the job panicked, the panic is re-raised here
 ///   with [`std::panic::resume_unwind`] (as [`std::thread::scope`] does); if the job never ran
 ///   (pool shut down, no thread could be started) it panics with the [`JoinError`]'s message.
 ///   Use [`try_join`](Self::try_join) to get a `Result` instead.
 /// - **Dropping the handle cancels the job**: a job still queued never runs (its closure is
-///   dropped), a running one sees [`is_cancelled`](crate::is_cancelled) become `true`. Use
-///   [`detach`](Self::detach) to let it run unobserved.
+///   dropped at once, on the dropping thread, and it leaves a bounded queue), a running one
+///   sees [`is_cancelled`](crate::is_cancelled) become `true`. Use [`detach`](Self::detach)
+///   to let it run unobserved.
+/// - Polling never spins: a pending handle registers its waker and returns.
 /// - Cancel-safe: dropping the handle after a `Pending` poll is a cancellation, nothing else.
 ///
 /// # Examples
@@ -230,17 +294,12 @@ where
 #[must_use = "dropping a JoinHandle cancels the job; `.await` it or call `.detach()`"]
 pub struct JoinHandle<R> {
     task: Option<Arc<dyn Output<R>>>,
-    /// `Some` while the job waits for admission to a bounded pool (see `Builder::max_queued`).
-    admission: Option<Arc<Shared>>,
-    /// Spin budget for the first poll (zero: don't spin).
-    spin: Duration,
 }
 
 impl<R> fmt::Debug for JoinHandle<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("finished", &self.is_finished())
-            .field("admitted", &self.admission.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -263,23 +322,9 @@ impl<R> JoinHandle<R> {
 }
 
 impl<R: Send + 'static> JoinHandle<R> {
-    pub(crate) fn new(
-        task: Arc<dyn Output<R>>,
-        admission: Option<Arc<Shared>>,
-        spin: Duration,
-    ) -> Self {
-        Self {
-            task: Some(task),
-            admission,
-            spin,
-        }
-    }
-
     /// Lets the job run to completion with nobody waiting for it. Its result is dropped on the
     /// thread that ran it; a panic is reported by the panic hook (printed to stderr by the
     /// default hook), never silently lost.
-    ///
-    /// A job still waiting for admission to a bounded pool is queued at once, past the bound.
     ///
     /// # Examples
     /// ```
@@ -292,12 +337,7 @@ impl<R: Send + 'static> JoinHandle<R> {
     /// }
     /// ```
     pub fn detach(mut self) {
-        let Some(task) = self.task.take() else {
-            return;
-        };
-        if let Some(shared) = self.admission.take() {
-            shared.admit_forced(task.runnable());
-        }
+        self.task = None;
     }
 
     /// A future of the job's outcome as a `Result`, never panicking for a failed job.
@@ -331,50 +371,28 @@ impl<R: Send + 'static> JoinHandle<R> {
         self.try_join()
     }
 
+    /// Polls the result slot (cost: one atomic load when the value is there; otherwise one
+    /// waker registration), spending a unit of the executor's cooperative budget (`coop.rs`):
+    /// a loop of calls that all complete at once still yields now and then.
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<R>> {
         let Some(task) = self.task.as_ref() else {
             panic!("JoinHandle polled after it completed");
         };
-        if let Some(shared) = self.admission.as_ref() {
-            match shared.poll_admit(task, cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(spin)) => {
-                    self.admission = None;
-                    self.spin = spin;
-                }
-                Poll::Ready(Err(err)) => {
-                    self.admission = None;
-                    task.fail(err);
-                }
+        let Poll::Ready(unit) = coop::poll_proceed(cx) else {
+            return Poll::Pending;
+        };
+        let out = match task.slot().poll_recv(cx) {
+            Poll::Pending => {
+                coop::refill();
+                return Poll::Pending;
             }
-        }
-        let slot = task.slot();
-        let spin = core::mem::take(&mut self.spin);
-        if !spin.is_zero() {
-            // First poll of a call that a spinning worker takes at once: wait a few
-            // microseconds here rather than pay for a wake-up of this thread (see
-            // `Builder::poll_spin`).
-            let start = Instant::now();
-            loop {
-                for _ in 0..16 {
-                    if slot.is_ready() {
-                        break;
-                    }
-                    core::hint::spin_loop();
-                }
-                if slot.is_ready() || start.elapsed() >= spin {
-                    break;
-                }
-            }
-        }
-        let out = match slot.poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(outcome)) => outcome,
             Poll::Ready(Err(RecvError::SenderGone)) => Err(JoinError::Cancelled),
             Poll::Ready(Err(RecvError::AlreadyTaken | RecvError::Closed)) => {
                 panic!("JoinHandle polled after it completed")
             }
         };
+        unit.made_progress();
         self.task = None;
         Poll::Ready(out)
     }
@@ -383,13 +401,9 @@ impl<R: Send + 'static> JoinHandle<R> {
 impl<R> Drop for JoinHandle<R> {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            // Cancel: a queued job is skipped, a running one sees `is_cancelled()`; a value
-            // already delivered is dropped here.
-            task.slot().close();
-            if let Some(shared) = self.admission.take() {
-                // We may have been the waiter woken for a free place: pass the turn on.
-                shared.admission_pass_on();
-            }
+            // A queued job is withdrawn, a running one sees `is_cancelled()`; a value already
+            // delivered is dropped here.
+            task.cancel();
         }
     }
 }

@@ -220,7 +220,6 @@ fn extreme_durations_are_accepted() {
         let pool = Pool::builder()
             .keep_alive(Duration::ZERO)
             .spin(Duration::ZERO)
-            .poll_spin(Duration::ZERO)
             .build();
         for i in 0..100 {
             assert_eq!(block_on(pool.spawn(move || i)), i);

@@ -17,6 +17,7 @@ aiothreads::context_var! {
 const LIMIT: Duration = Duration::from_secs(20);
 
 use aiothreads_tests::on_every_executor;
+use futures::StreamExt;
 
 /// Runs `f` on a fresh thread and fails the test if it takes longer than [`LIMIT`].
 fn bounded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -211,4 +212,95 @@ fn context_var_api() {
         assert_eq!(LOCAL.with(|v| v.map(Vec::len)), Some(2));
         assert_eq!(LOCAL.try_get(), Some(vec![1, 2]));
     });
+}
+
+aiothreads::context_var! {
+    static SET_IN_JOB: u32;
+    static OTHER: u32;
+}
+
+/// `ContextVar::set` inside a job lasts for the rest of that job only: never into the next
+/// job on the same worker, never back to the caller.
+#[test]
+fn set_in_a_job_does_not_leak_into_the_next_job() {
+    on_every_executor(|| async {
+        let pool = aiothreads::Pool::builder().max_threads(1).build();
+        let first = aiothreads::Call::new(|| {
+            let _token = SET_IN_JOB.set(5);
+            let later_in_job = SET_IN_JOB.get();
+            // A job submitted from here sees the value (captured at submission).
+            let nested = aiothreads::block_on(aiothreads::spawn(|| SET_IN_JOB.try_get()));
+            (later_in_job, nested)
+        })
+        .on(&pool)
+        .await;
+        assert_eq!(first, (5, Some(5)));
+        let next = aiothreads::Call::new(|| SET_IN_JOB.try_get())
+            .on(&pool)
+            .await;
+        assert_eq!(
+            next, None,
+            "a job's set leaked into the next job on its worker"
+        );
+        assert_eq!(
+            SET_IN_JOB.try_get(),
+            None,
+            "a job's set flowed back to the caller"
+        );
+    });
+}
+
+/// `set` inside an iterator lasts for the rest of that stream's producer, across the
+/// suspensions of a pool producer (a tiny ring makes it suspend after every item).
+#[test]
+fn set_in_an_iterator_lasts_for_its_stream() {
+    on_every_executor(|| async {
+        let pool = aiothreads::Pool::builder().max_threads(1).build();
+        let items: Vec<Option<u32>> = aiothreads::IterCall::new(|| {
+            (0..6u32).map(|i| {
+                if i == 2 {
+                    let _ = SET_IN_JOB.set(9);
+                }
+                SET_IN_JOB.try_get()
+            })
+        })
+        .max_size(1)
+        .on(&pool)
+        .collect()
+        .await;
+        assert_eq!(items, [None, None, Some(9), Some(9), Some(9), Some(9)]);
+        let next = aiothreads::Call::new(|| SET_IN_JOB.try_get())
+            .on(&pool)
+            .await;
+        assert_eq!(next, None, "the stream's set leaked into a later job");
+    });
+}
+
+/// `reset` undoes its `set` even when other values were set in between, and `set` in a
+/// scoped future lasts for the rest of that future only.
+#[test]
+fn reset_and_scoped_set() {
+    std::thread::spawn(|| {
+        let outer = SET_IN_JOB.set(1);
+        let token = SET_IN_JOB.set(2);
+        let _other = OTHER.set(7);
+        assert_eq!(SET_IN_JOB.get(), 2);
+        SET_IN_JOB.reset(token);
+        assert_eq!((SET_IN_JOB.get(), OTHER.get()), (1, 7));
+        SET_IN_JOB.reset(outer);
+        assert_eq!(SET_IN_JOB.try_get(), None);
+        let in_scope = aiothreads::block_on(OTHER.scope(1, async {
+            let _ = SET_IN_JOB.set(3);
+            futures::future::ready(()).await;
+            SET_IN_JOB.try_get()
+        }));
+        assert_eq!(in_scope, Some(3));
+        assert_eq!(
+            SET_IN_JOB.try_get(),
+            None,
+            "a scoped set leaked out of its future"
+        );
+    })
+    .join()
+    .unwrap();
 }

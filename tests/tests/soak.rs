@@ -14,6 +14,11 @@
 //!   item produced was dropped exactly once (delivered and dropped by the consumer, or dropped
 //!   in the ring / on the producer); every iterator made was dropped exactly once, on a pool
 //!   thread; every panic is surfaced once where someone still listens.
+//! - **Bounded pools** with random `max_queued` and 1–3 threads: calls awaited, polled then
+//!   moved to another thread, polled then dropped (waiting for a place), dropped; more streams
+//!   than workers, half of them closed while their producers may still be queued. Every
+//!   admitted call returns its own value, every closure is dropped once, and a pool never runs
+//!   more threads than jobs in flight.
 //! - **After each round** the pool's threads exit within the keep-alive, its thread count
 //!   never exceeds the maximum, all its workers still run jobs at once, and RSS stays flat
 //!   between the second and the third round.
@@ -540,6 +545,170 @@ async fn soak_streams(pool: &Pool, n: usize, seed: u64, limit: Duration) -> Stre
     report
 }
 
+// ---- bounded pools: admission, handles polled then moved or dropped, queued closes ----------
+
+/// What happens to one awaited-style call on a bounded pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// Awaited by this task.
+    Awaited,
+    /// Polled once here, then awaited on another thread.
+    PolledThenMoved,
+    /// Polled once here (perhaps waiting for a place), then dropped.
+    PolledThenDropped,
+    /// Dropped without a poll.
+    Dropped,
+}
+
+#[derive(Debug, Default)]
+struct AdmissionReport {
+    pools: usize,
+    calls_admitted: usize,
+    calls_given_up: usize,
+    streams_closed_queued: usize,
+}
+
+/// Polls `fut` once with a no-op waker.
+fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    let waker = futures::task::noop_waker();
+    std::pin::Pin::new(fut).poll(&mut std::task::Context::from_waker(&waker))
+}
+
+/// Small bounded pools with random `max_queued`: calls polled then moved or dropped, streams
+/// closed while their producers are still queued, more streams than workers. Every admitted
+/// call returns its own value, every closure is dropped exactly once, a given-up call runs at
+/// most once, and a pool never runs more threads than jobs it was given.
+async fn soak_admission(n: usize, seed: u64) -> AdmissionReport {
+    let mut rng = Rng::new(seed);
+    let mut report = AdmissionReport::default();
+    let mut done = 0;
+    while done < n {
+        let max_threads = 1 + rng.below(3) as usize;
+        let max_queued = 1 + rng.below(6) as usize;
+        let pool = Pool::builder()
+            .max_threads(max_threads)
+            .max_queued(Some(max_queued))
+            .keep_alive(Duration::from_millis(20))
+            .build();
+        report.pools += 1;
+        let calls = (8 + rng.below(24) as usize).min(n - done);
+        done += calls;
+        let runs: Arc<Vec<AtomicU8>> = Arc::new(counters(calls));
+        let drops: Arc<Vec<AtomicU8>> = Arc::new(counters(calls));
+        let mut awaited = Vec::new();
+        let mut moved = Vec::new();
+        for i in 0..calls {
+            let fate = match rng.below(4) {
+                0 => Admit::Awaited,
+                1 => Admit::PolledThenMoved,
+                2 => Admit::PolledThenDropped,
+                _ => Admit::Dropped,
+            };
+            let guard = DropMark(drops.clone(), i);
+            let r = runs.clone();
+            let work = rng.below(3);
+            let mut call = aiothreads::Call::new(move || {
+                let g = guard;
+                r[g.1].fetch_add(1, SeqCst);
+                thread::sleep(Duration::from_micros(50 * work));
+                g.1
+            })
+            .on(&pool);
+            match fate {
+                Admit::Awaited => awaited.push((i, call)),
+                Admit::PolledThenMoved => {
+                    if let std::task::Poll::Ready(v) = poll_once(&mut call) {
+                        assert_eq!(v, i);
+                        report.calls_admitted += 1;
+                    } else {
+                        moved.push((i, thread::spawn(move || futures::executor::block_on(call))));
+                    }
+                }
+                Admit::PolledThenDropped => {
+                    let _ = poll_once(&mut call);
+                    drop(call);
+                    report.calls_given_up += 1;
+                }
+                Admit::Dropped => {
+                    drop(call);
+                    report.calls_given_up += 1;
+                }
+            }
+        }
+        // More streams than workers, some closed while their producer is still queued.
+        let mut streams: Vec<_> = (0..max_threads + 2)
+            .map(|k| {
+                IterCall::new(move || (0..4u32).map(move |x| x + k as u32))
+                    .max_size(1)
+                    .on(&pool)
+            })
+            .collect();
+        for (k, s) in streams.iter_mut().enumerate() {
+            if k % 2 == 0 {
+                let _ = poll_once(&mut s.next());
+                if !matches!(poll_once(&mut s.close()), std::task::Poll::Ready(_)) {
+                    s.close().await.expect("close of a stream");
+                }
+                report.streams_closed_queued += 1;
+            }
+        }
+        for (k, s) in streams.into_iter().enumerate() {
+            if k % 2 == 1 {
+                let got: Vec<u32> = s.collect().await;
+                assert_eq!(got, (0..4).map(|x| x + k as u32).collect::<Vec<_>>());
+            }
+        }
+        for (i, call) in awaited {
+            assert_eq!(call.await, i, "an awaited call got another's value");
+            report.calls_admitted += 1;
+        }
+        for (i, t) in moved {
+            assert_eq!(t.join().expect("moved call"), i);
+            report.calls_admitted += 1;
+        }
+        assert!(pool.thread_count() <= max_threads);
+        let settled = || drops.iter().all(|d| d.load(SeqCst) == 1);
+        assert!(
+            wait_until(Duration::from_secs(30), settled),
+            "a closure was never dropped"
+        );
+        assert!(runs.iter().all(|r| r.load(SeqCst) <= 1), "a call ran twice");
+        // Thread accounting against jobs in flight: `j` held jobs on this (now idle or
+        // spinning) pool never start more than `j` threads beyond those already alive.
+        let before = pool.thread_count();
+        let j = 1 + rng.below(max_threads as u64) as usize;
+        let gate = Arc::new(AtomicBool::new(false));
+        let held: Vec<_> = (0..j)
+            .map(|_| {
+                let g = gate.clone();
+                pool.spawn(move || {
+                    let t = Instant::now();
+                    while !g.load(SeqCst) && t.elapsed() < Duration::from_secs(30) {
+                        thread::sleep(Duration::from_micros(200));
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(2));
+        let threads = pool.thread_count();
+        gate.store(true, SeqCst);
+        futures::future::join_all(held).await;
+        assert!(
+            threads <= before.max(j),
+            "{j} jobs in flight on a pool with {before} threads ran on {threads} threads"
+        );
+    }
+    report
+}
+
+/// Marks call `.1`'s closure as dropped.
+struct DropMark(Arc<Vec<AtomicU8>>, usize);
+impl Drop for DropMark {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_add(1, SeqCst);
+    }
+}
+
 // ---- the run ---------------------------------------------------------------------------------
 
 const MAX_THREADS: usize = 4;
@@ -602,6 +771,8 @@ fn soak_body(size: Size) {
         wait_idle(&pool, &format!("round {round} streams"));
         assert_workers_intact(&pool);
         wait_idle(&pool, &format!("round {round} streams"));
+        let a = exec.block_on(soak_admission(n_streams.max(64), seed));
+        eprintln!("soak round {round}: bounded pools {a:?}");
         rss.push(rss_bytes());
         eprintln!(
             "soak round {round} on {exec:?}: {n_calls} calls in {calls_took:.2?} {r:?}; \

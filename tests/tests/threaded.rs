@@ -439,10 +439,11 @@ fn bounded_admission_waits_for_a_place() {
         });
         let second = pool.spawn(|| 2); // takes the one place
         assert!(pool.try_spawn(|| 3).is_err(), "the queue should be full");
-        let third = pool.spawn(|| 3); // waits for admission at its first poll
+        // An awaited call waits (as `Pending`) for a place at its first poll.
+        let third = aiothreads::Call::new(|| 3).on(&pool);
         release.store(true, Ordering::SeqCst);
-        let results = futures::future::join_all([blocker, second, third]).await;
-        assert_eq!(results, [0, 2, 3]);
+        let (first, second, third) = futures::join!(blocker, second, third);
+        assert_eq!((first, second, third), (0, 2, 3));
     });
 }
 

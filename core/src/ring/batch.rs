@@ -26,7 +26,8 @@ impl<T> Producer<'_, T> {
     /// waiting consumer once. Takes at most as many items from `iter` as there are free
     /// slots, so no item is lost; returns how many were pushed (0 if the ring is closed).
     ///
-    /// If `iter` panics, the items taken before are published (nothing leaks).
+    /// If `iter` panics, the items taken before are published and a waiting consumer is woken
+    /// (nothing leaks, nobody is left waiting for items that are there).
     ///
     /// # Examples
     /// ```
@@ -44,7 +45,8 @@ impl<T> Producer<'_, T> {
             return 0;
         }
         let free = self.free();
-        /// Publishes what was written, also when `iter.next()` unwinds.
+        /// Publishes what was written and wakes a waiting consumer, also when `iter.next()`
+        /// unwinds.
         struct Publish<'p, 'a, T> {
             producer: &'p mut Producer<'a, T>,
             written: usize,
@@ -53,6 +55,7 @@ impl<T> Producer<'_, T> {
             fn drop(&mut self) {
                 if self.written > 0 {
                     self.producer.publish(self.written);
+                    self.producer.notify_consumer();
                 }
             }
         }
@@ -71,10 +74,7 @@ impl<T> Producer<'_, T> {
             guard.written += 1;
         }
         let written = guard.written;
-        drop(guard);
-        if written > 0 {
-            self.notify_consumer();
-        }
+        drop(guard); // publishes and notifies
         written
     }
 

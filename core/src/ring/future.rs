@@ -42,6 +42,11 @@ impl<'a, T> Producer<'a, T> {
     ///
     /// # Errors
     /// `Ready(Err(Closed))` once the ring is closed.
+    ///
+    /// # Panics
+    /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
+    /// propagates and this side's waker cell stays locked: this side is never woken again
+    /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         if self.is_closed() {
             return Poll::Ready(Err(Closed(())));
@@ -78,7 +83,7 @@ impl<'a, T> Producer<'a, T> {
     /// `Ready(Err(Closed(value)))` if the ring is closed.
     ///
     /// # Panics
-    /// If `value` is `None`.
+    /// If `value` is `None`; and as [`poll_ready`](Self::poll_ready) for a waker that panics.
     pub fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
@@ -148,6 +153,11 @@ impl<'a, T> Consumer<'a, T> {
     /// drained.
     ///
     /// Going to sleep on an empty ring is also a checkpoint: a waiting producer is woken.
+    ///
+    /// # Panics
+    /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
+    /// propagates and this side's waker cell stays locked: this side is never woken again
+    /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.pop() {
             Ok(value) => return Poll::Ready(Some(value)),

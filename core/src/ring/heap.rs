@@ -15,13 +15,9 @@ use core::ptr::NonNull;
 
 use super::{halves, Consumer, Header, Producer, Raw, Slot};
 
-/// `loom`'s `Arc` in the loom build, so that the reference count is modelled too.
-#[cfg(aiothreads_loom)]
-pub(super) use loom::sync::Arc;
-
-/// The standard `Arc`.
-#[cfg(not(aiothreads_loom))]
-pub(super) use alloc::sync::Arc;
+/// `loom`'s `Arc` in the loom build (so that the reference count is modelled too), else the
+/// standard one, or `portable-atomic-util`'s where `alloc::sync` does not exist (see `sync`).
+pub(super) use crate::sync::Arc;
 
 /// Header and heap slots, shared by the two halves through an `Arc`.
 pub(crate) struct Storage<T> {

@@ -60,6 +60,43 @@
 //! delays the producer until it pops again; call [`Consumer::notify_producer`] if that
 //! matters.
 //!
+//! # Use from an interrupt handler
+//!
+//! The usual firmware shape is a `static` ring split once with [`Ring::try_split`], the
+//! producer moved into an interrupt handler (ISR) and the consumer awaited by a task. These
+//! operations are **safe in an ISR**: they take no lock, never wait or spin, run a bounded
+//! number of steps, allocate nothing, and reach the other side only through the waker it
+//! registered:
+//!
+//! | half | ISR-safe operations |
+//! |---|---|
+//! | producer | [`push`](Producer::push), [`try_send`](Producer::try_send), [`push_slice`](Producer::push_slice), [`push_iter`](Producer::push_iter) (bounded by the free slots, plus what the iterator does), [`notify_consumer`](Producer::notify_consumer), [`close`](Producer::close), the queries (`slots`, `len`, `is_full`, `is_closed`, `capacity`) |
+//! | consumer | [`pop`](Consumer::pop), [`try_recv`](Consumer::try_recv), [`peek`](Consumer::peek), [`pop_slice`](Consumer::pop_slice), [`pop_batch`](Consumer::pop_batch), [`drain`](Consumer::drain), [`notify_producer`](Consumer::notify_producer), [`close`](Consumer::close), the queries |
+//!
+//! What they cost: `push`, `pop` and `try_send` when nobody waits are loads, stores and (for
+//! the notifying ones) one fence, with no read-modify-write. Waking a waiting task adds one
+//! `swap` and `atomic-waker`'s `wake`, which never waits either: if the task is registering a
+//! new waker at that moment, `wake` leaves a flag that makes the registration wake the task
+//! itself. The task's [`Waker::wake`](core::task::Waker::wake) is then called in the ISR, so
+//! the executor's wakers must be interrupt-safe; embassy's are (they pend the executor). With
+//! the `portable-atomic` feature on a chip without CAS, each of those few read-modify-writes
+//! masks interrupts for a handful of instructions (`unsafe-assume-single-core`) or runs in
+//! the `critical-section` implementation the binary chose.
+//!
+//! **Not in an ISR:**
+//! - [`Producer::push_blocking`] / [`Consumer::pop_blocking`]: they park until the other
+//!   side moves, and the other side cannot run while the ISR waits (a deadlock on a single
+//!   core). Nor a loop that retries `push` until it succeeds, for the same reason: on
+//!   [`PushError::Full`], count or drop the value, or keep it for the next interrupt.
+//! - The async layer ([`Producer::send`], [`Producer::poll_ready`], [`Consumer::recv`],
+//!   [`Consumer::poll_recv`], the `Stream`): an ISR is not a task and has no waker of its own
+//!   to register; polling with a dummy waker would replace the task's waker (only one waiter
+//!   per side is kept).
+//! - The same half from an ISR *and* from thread mode: the halves are `Send` but not `Sync`;
+//!   sharing one means a `critical_section::Mutex` (or similar) around every use, a lock of
+//!   yours in the ISR.
+//! - Dropping the last half of a heap ring (`alloc`): it frees memory through the allocator.
+//!
 //! # Memory ordering
 //!
 //! - `tail` (producer position) is published with a `Release` store after the slot was

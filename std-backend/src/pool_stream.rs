@@ -1,0 +1,320 @@
+//! A pool stream's producer that holds no thread while it waits: [`PoolStreamJob`].
+//!
+//! The producer runs its iterator on a worker **only while the ring has room**. When the ring
+//! is full it registers a waker with the ring, leaves its state (the iterator, the ring's
+//! producer half, the captured context) beside the ring, and returns the worker to the pool.
+//! The waker *is* the job: when the consumer has freed half the ring (the ring's lazy
+//! checkpoint) or closed it, waking it re-submits the job to the pool. No thread ever parks
+//! for backpressure, so a stream costs a worker only while `next()` runs or the ring has room.
+//!
+//! # The protocol (one mutex, one ending)
+//! [`Stage`] is the job's state under its mutex; whoever moves it does so under the lock, so
+//! every transition has one winner:
+//!
+//! | stage | who leaves it | to |
+//! |---|---|---|
+//! | `Queued(work)` (in the pool's queue) | a worker's `run` | `Running` |
+//! | | `fail` (shutdown, no thread) / the consumer withdrawing a job that never ran | `Done` |
+//! | `Running { notified }` | the runner: ring full and not `notified` | `Parked(work)` |
+//! | | the runner: ring full but `notified` (a wake came while it ran) | runs on |
+//! | | the runner: a ring's worth pushed while other jobs wait (fairness) | `Queued`, resubmitted |
+//! | | the runner: iterator done, consumer gone, panic | `Done` |
+//! | `Parked(work)` | the waker (the consumer freed room, or closed the ring) | `Queued`, resubmitted |
+//!
+//! A wake while `Running` sets `notified`, so a wake-up between the runner's last look at the
+//! ring and its parking is never lost. The ending is written as for every stream: outcome
+//! first (after the iterator was dropped, on the worker), then the ring's producer half is
+//! dropped, which closes the ring.
+//!
+//! # Cost
+//! Per item: as a parked producer's (`iterable.rs`); the room check registers no waker while
+//! the ring has room. Per suspension: one lock, one waker registration, and the worker goes
+//! back to the pool. Per resume: one lock and one pool submission (about once per half ring,
+//! not per item). No allocation after the first run: the waker is the job's own `Arc`.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use aiothreads_core::ring::Producer;
+use aiothreads_core::slot::Slot;
+
+use crate::cancel::{self, Cancel};
+use crate::context::Captured;
+use crate::iterable::{IterFn, StreamEnd};
+use crate::pool::Shared;
+use crate::task::{drop_quietly, job_addr, JoinError, QueueLink, Runnable};
+
+/// What a producer needs to go on, kept beside the ring between runs.
+struct Work<F: IterFn> {
+    producer: Producing<F>,
+    captured: Captured,
+}
+
+/// The iterator side of [`Work`] (apart from the context, which is entered around it).
+struct Producing<F: IterFn> {
+    /// The function, until the first run makes the iterator.
+    f: Option<F>,
+    iter: Option<F::IntoIter>,
+    tx: Producer<'static, F::Item>,
+}
+
+/// The job's state; see the module docs.
+enum Stage<F: IterFn> {
+    Queued(Work<F>),
+    Running { notified: bool },
+    Parked(Work<F>),
+    Done,
+}
+
+/// How a run of the producer ended.
+enum Segment {
+    /// The iterator is exhausted, or the consumer closed the ring.
+    Finished,
+    /// The ring is full; the waker is registered.
+    Full,
+    /// A ring's worth was pushed and other jobs wait: give the worker back.
+    Yield,
+}
+
+/// A pool stream's producer job. See the [module docs](self).
+pub(crate) struct PoolStreamJob<F: IterFn> {
+    stage: Mutex<Stage<F>>,
+    outcome: Slot<Result<(), JoinError>>,
+    /// Set by the consumer when it drops or closes the stream.
+    consumer_gone: AtomicBool,
+    /// The first submission's link to a bounded queue (a never-run job withdrawn by the
+    /// consumer leaves it at once).
+    link: QueueLink,
+    /// Where it is resubmitted.
+    pool: Arc<Shared>,
+    /// Items pushed per run before the worker is offered back to other jobs.
+    batch: usize,
+}
+
+impl<F> PoolStreamJob<F>
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    /// A job producing `f`'s items into `tx`, to be submitted to `pool`.
+    pub(crate) fn new(
+        f: F,
+        tx: Producer<'static, F::Item>,
+        link: QueueLink,
+        pool: Arc<Shared>,
+        batch: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            stage: Mutex::new(Stage::Queued(Work {
+                producer: Producing {
+                    f: Some(f),
+                    iter: None,
+                    tx,
+                },
+                captured: Captured::capture(),
+            })),
+            outcome: Slot::new(),
+            consumer_gone: AtomicBool::new(false),
+            link,
+            pool,
+            batch: batch.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stage<F>> {
+        self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the outcome, then closes the ring. The iterator (if any) is dropped first, here.
+    fn finish(&self, work: Work<F>, outcome: Result<(), JoinError>) {
+        let Work {
+            producer: Producing { f, iter, tx },
+            captured,
+        } = work;
+        // The iterator's `Drop` is user code: a panic there is the stream's failure.
+        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((iter, f))));
+        drop_quietly(captured);
+        let outcome = match (outcome, dropped) {
+            (Ok(()), Err(payload)) => Err(JoinError::Panicked(payload)),
+            (outcome, _) => outcome,
+        };
+        // The slot is written once (only the winner of the stage writes it); a waker that
+        // panics is reported by the panic hook.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| self.outcome.send(outcome)));
+        drop(tx);
+    }
+
+    /// Runs the iterator while the ring has room.
+    fn segment(&self, producing: &mut Producing<F>, cx: &mut Context<'_>) -> Segment {
+        let Producing { f, iter, tx } = producing;
+        let iter = match iter {
+            Some(iter) => iter,
+            None => iter.insert(f.take().expect("a fresh job has its function").make()),
+        };
+        let mut pushed = 0;
+        loop {
+            match tx.poll_ready(cx) {
+                Poll::Pending => return Segment::Full,
+                Poll::Ready(Err(_closed)) => return Segment::Finished,
+                Poll::Ready(Ok(())) => {}
+            }
+            let Some(item) = iter.next() else {
+                return Segment::Finished;
+            };
+            if tx.try_send(item).is_err() {
+                return Segment::Finished;
+            }
+            pushed += 1;
+            if pushed >= self.batch {
+                if self.pool.has_queued() {
+                    return Segment::Yield;
+                }
+                pushed = 0;
+            }
+        }
+    }
+}
+
+impl<F> Cancel for PoolStreamJob<F>
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    fn is_cancelled(&self) -> bool {
+        self.consumer_gone.load(Ordering::Relaxed)
+    }
+}
+
+impl<F> Runnable for PoolStreamJob<F>
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    fn run(self: Arc<Self>) {
+        let mut work = {
+            let mut stage = self.lock();
+            match std::mem::replace(&mut *stage, Stage::Running { notified: false }) {
+                Stage::Queued(work) => work,
+                other => {
+                    // Withdrawn or failed meanwhile: nothing to run.
+                    *stage = other;
+                    return;
+                }
+            }
+        };
+        let waker = Waker::from(self.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if self.consumer_gone.load(Ordering::Relaxed) {
+                *self.lock() = Stage::Done;
+                return self.finish(work, Err(JoinError::Cancelled));
+            }
+            let segment = {
+                let _current = cancel::enter(self.clone());
+                // The context is entered per run (`Captured::enter` is reusable).
+                let Work { producer, captured } = &mut work;
+                panic::catch_unwind(AssertUnwindSafe(|| {
+                    captured.enter(|| self.segment(producer, &mut cx))
+                }))
+            };
+            let mut stage = self.lock();
+            match segment {
+                Err(payload) => {
+                    *stage = Stage::Done;
+                    drop(stage);
+                    return self.finish(work, Err(JoinError::Panicked(payload)));
+                }
+                Ok(Segment::Finished) => {
+                    *stage = Stage::Done;
+                    drop(stage);
+                    return self.finish(work, Ok(()));
+                }
+                Ok(Segment::Full) => {
+                    if let Stage::Running { notified: true } = *stage {
+                        // Room was freed while we looked: go on here.
+                        *stage = Stage::Running { notified: false };
+                        continue;
+                    }
+                    *stage = Stage::Parked(work);
+                    return;
+                }
+                Ok(Segment::Yield) => {
+                    *stage = Stage::Queued(work);
+                    drop(stage);
+                    let pool = self.pool.clone();
+                    return pool.submit(self, false);
+                }
+            }
+        }
+    }
+
+    fn fail(&self, err: JoinError) {
+        let work = {
+            let mut stage = self.lock();
+            match std::mem::replace(&mut *stage, Stage::Done) {
+                Stage::Queued(work) | Stage::Parked(work) => work,
+                other => {
+                    *stage = other;
+                    return;
+                }
+            }
+        };
+        self.finish(work, Err(err));
+    }
+}
+
+impl<F> Wake for PoolStreamJob<F>
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    /// The consumer freed room (or closed the ring): a parked producer goes back to the
+    /// pool; a running one is told to look again before it parks.
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut stage = self.lock();
+        match std::mem::replace(&mut *stage, Stage::Done) {
+            Stage::Parked(work) => {
+                *stage = Stage::Queued(work);
+                drop(stage);
+                self.pool.submit(self.clone(), false);
+            }
+            Stage::Running { .. } => *stage = Stage::Running { notified: true },
+            other => *stage = other,
+        }
+    }
+}
+
+impl<F> StreamEnd for PoolStreamJob<F>
+where
+    F: IterFn,
+    F::IntoIter: Send,
+{
+    fn outcome(&self) -> &Slot<Result<(), JoinError>> {
+        &self.outcome
+    }
+
+    /// A producer that never ran is withdrawn here (nothing runs); a parked or running one
+    /// learns it through the ring's close (which wakes a parked one back onto a worker) and
+    /// drops its iterator there.
+    fn withdraw(&self) {
+        self.consumer_gone.store(true, Ordering::Relaxed);
+        let work = {
+            let mut stage = self.lock();
+            match std::mem::replace(&mut *stage, Stage::Done) {
+                Stage::Queued(work) if work.producer.iter.is_none() => work,
+                other => {
+                    *stage = other;
+                    return;
+                }
+            }
+        };
+        self.finish(work, Err(JoinError::Cancelled));
+        self.link.withdrawn(job_addr(self));
+    }
+}
