@@ -509,6 +509,16 @@ where
 }
 
 /// Iterator of [`blocking_iter`]: the stream's items; panics on failure (see there).
+///
+/// # Examples
+/// ```
+/// let numbers = futures::stream::iter(1..=4);
+/// let job = aiothreads::spawn(move || {
+///     let items: aiothreads::BlockingIter<_> = aiothreads::blocking_iter(numbers, 2);
+///     items.map(|n| n * 10).collect::<Vec<_>>()
+/// });
+/// assert_eq!(aiothreads::block_on(job), [10, 20, 30, 40]);
+/// ```
 pub struct BlockingIter<S: Stream> {
     core: IterCore<S>,
 }
