@@ -27,7 +27,8 @@ setup-nightly:
 	$(CARGO) +$(NIGHTLY) miri setup
 
 # ---- the CI suite ---------------------------------------------------------------------------
-test: setup fmt-check clippy test-debug test-release doc nostd msrv examples loom miri
+test: setup fmt-check clippy test-debug test-release doc docsrs package readme minimal nostd msrv \
+      examples loom miri
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -69,7 +70,33 @@ nostd:
 # The published crates build with the declared minimum Rust version (own target dir).
 msrv:
 	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
-	$(CARGO) +$(MSRV) check -p aiothreads-core -p aiothreads --all-features --target-dir target/msrv
+	$(CARGO) +$(MSRV) check $(PUBLISHED) --all-features --target-dir target/msrv
+
+.PHONY: docsrs package minimal readme
+
+# The published crates as docs.rs builds them ([package.metadata.docs.rs]: nightly, `--cfg docsrs`,
+# all features, so feature-gated items are shown with their badges). Own target dir.
+PUBLISHED := -p aiothreads-core -p aiothreads-macros -p aiothreads
+docsrs: setup-nightly
+	RUSTDOCFLAGS="--cfg docsrs -D warnings" $(CARGO) +$(NIGHTLY) doc $(PUBLISHED) --no-deps \
+	  --all-features --target-dir target/docsrs
+
+# The published artefacts build from their own tarballs: the three crates are packaged together,
+# so each one is verified against the packaged versions of the others (a local registry under
+# target/package), with every feature on. `--allow-dirty` only for a work tree with local edits.
+package:
+	$(CARGO) package $(PUBLISHED) --all-features $(if $(CI),,--allow-dirty)
+
+# The README as pasted: a fresh package per install block (the workspace's crates patched in as
+# if published, the workspace's Cargo.lock for the rest), each Rust block below it built and run.
+readme:
+	$(CARGO) test -p aiothreads-tests --test readme -- --ignored
+
+# The smallest build: no default features, hence no proc-macro crate and no syn.
+minimal:
+	$(CARGO) check -p aiothreads --no-default-features
+	@if $(CARGO) tree -p aiothreads --no-default-features -e normal,build --prefix none \
+	  --format '{p}' | grep -q '^syn '; then echo "syn is in the minimal build"; exit 1; fi
 
 # Every example runs and exits 0 (the demo included); the last line each prints is shown.
 examples:

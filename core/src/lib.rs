@@ -108,7 +108,7 @@
 //!
 //! [aiothreads]: https://docs.rs/aiothreads
 #![no_std]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc)]
 
 #[cfg(feature = "alloc")]

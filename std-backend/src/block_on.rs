@@ -109,7 +109,7 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// assert_eq!(answer, 42);
 ///
 /// // Waiting for another thread:
-/// let (tx, rx) = aiothreads::core::slot::oneshot();
+/// let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
 /// std::thread::spawn(move || tx.send("from a thread").unwrap());
 /// assert_eq!(aiothreads::block_on(rx), Ok("from a thread"));
 /// ```

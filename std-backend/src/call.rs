@@ -1,5 +1,5 @@
-//! The user-facing call forms: [`Call`] (what `threaded!` functions return), [`Threaded`]
-//! (the closure form), and the `threaded!` / `threaded_separate!` macros.
+//! The user-facing call forms: [`Call`] (what `#[threaded]` functions return) and
+//! [`Threaded`] (the closure form). The attribute macros live in `aiothreads-macros`.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -92,9 +92,9 @@ where
 }
 
 /// One prepared call of a threaded function: the function's arguments are bound, nothing has
-/// run yet. This is what functions written with [`threaded!`](crate::threaded!) and
-/// [`threaded_separate!`](crate::threaded_separate!) return, and what [`Threaded::bind`]
-/// gives.
+/// run yet. This is what functions marked [`#[threaded]`](macro@crate::threaded) and
+/// [`#[threaded_separate]`](macro@crate::threaded_separate) return, and what
+/// [`Threaded::bind`] gives.
 ///
 /// - **A `Call` is a [`Future`]**, lazy as Rust futures are: nothing is submitted before its
 ///   first poll. Awaiting it submits the job (waiting first, as `Pending`, for a place in a
@@ -170,7 +170,7 @@ impl<F: BlockingFn> Call<F> {
         }
     }
 
-    /// A call of `f` on a new OS thread named `name` (what `threaded_separate!` uses).
+    /// A call of `f` on a new OS thread named `name` (what `#[threaded_separate]` uses).
     ///
     /// # Examples
     /// ```
@@ -219,7 +219,7 @@ impl<F: BlockingFn> Call<F> {
     }
 
     /// Runs the call on a new OS thread instead of a pool (keeping the name of a
-    /// `threaded_separate!` call; `aiothreads-separate` otherwise).
+    /// `#[threaded_separate]` call; `aiothreads-separate` otherwise).
     ///
     /// # Panics
     /// If the call was already polled.
@@ -235,7 +235,7 @@ impl<F: BlockingFn> Call<F> {
         self
     }
 
-    /// Names the thread of a call that runs on a separate thread (`threaded_separate!`, or
+    /// Names the thread of a call that runs on a separate thread (`#[threaded_separate]`, or
     /// after [`separate`](Self::separate)). Pool threads keep their pool's names: for a pool
     /// call this does nothing. A name with a NUL byte makes the call fail with
     /// [`JoinError::SpawnFailed`](crate::JoinError::SpawnFailed).
@@ -431,7 +431,8 @@ impl_threaded_fn!(A B C D E);
 impl_threaded_fn!(A B C D E G);
 
 /// A function wrapped to run on a pool or on separate threads: the closure form of
-/// [`threaded!`](crate::threaded!), made by [`threaded`] or [`threaded_separate`].
+/// [`#[threaded]`](macro@crate::threaded), made by [`threaded`](fn@threaded) or
+/// [`threaded_separate`](fn@threaded_separate).
 ///
 /// Arguments are passed as a tuple (`(x,)` for one argument, `()` for none) and are checked
 /// statically against the function's signature. `Threaded` is `Clone` (an `Arc` inside), so
@@ -600,184 +601,4 @@ impl<F: Send + Sync + 'static> Threaded<F> {
             },
         }
     }
-}
-
-/// Writes functions whose calls run on a thread pool.
-///
-/// Each `fn name(args) -> R { body }` becomes `fn name(args) -> Call<impl FnOnce() -> R>`: a
-/// call binds the arguments and returns a [`Call`], which you
-/// - `.await` (submits to the default pool and waits),
-/// - [`.call()`](Call::call) / [`.async_call()`](Call::async_call) (submit at once, get a
-///   [`JoinHandle`]),
-/// - [`.sync_call()`](Call::sync_call) (run inline, blocking),
-/// - [`.on(&pool)`](Call::on) (choose a pool).
-///
-/// Several functions can be written in one invocation, with attributes, doc comments and a
-/// visibility; `-> R` may be left out (`()`). Arguments are `name: Type` (for a mutable
-/// argument, rebind it in the body with `let mut name = name;`); generic parameters and
-/// `where` clauses are not supported (write the function by hand with `Call::new` instead).
-///
-/// # Methods
-/// In an `impl` block, the receiver decides how the object reaches the thread:
-/// - `self` or `mut self`: moved (or cloned by the caller) — the "instance method";
-/// - `self: Arc<Self>`: shared — the usual form for a service object;
-/// - no receiver: an associated function — the "static method"; returning `Self` gives the
-///   "class method" / alternative constructor.
-///
-/// `&self` and `&mut self` are refused with a compile error: the borrow would have to outlive
-/// the call on another thread, which `'static` jobs cannot promise. Use `self: Arc<Self>`.
-///
-/// ```compile_fail
-/// struct S;
-/// impl S {
-///     aiothreads::threaded! {
-///         fn borrowed(&self) -> u32 { 1 }
-///     }
-/// }
-/// ```
-///
-/// # Type safety
-/// The arguments and the result keep their types through every call form: a wrong argument
-/// is a compile error, and `.await`, `.call().await` and `.sync_call()` all give the
-/// function's return type.
-///
-/// ```compile_fail,E0308
-/// aiothreads::threaded! {
-///     fn process_numbers(numbers: Vec<i32>, multiplier: f64) -> Vec<f64> {
-///         numbers.iter().map(|&n| f64::from(n) * multiplier).collect()
-///     }
-/// }
-/// let _ = process_numbers("not a list", 2.5); // error[E0308]: mismatched types
-/// ```
-///
-/// # Examples
-/// ```
-/// use std::sync::Arc;
-///
-/// aiothreads::threaded! {
-///     /// Adds two numbers on a pool thread.
-///     pub fn compute(x: i32, y: i32) -> i32 { x + y }
-///
-///     fn log(line: String) { let _ = line; }
-/// }
-///
-/// struct Processor { factor: i32 }
-///
-/// impl Processor {
-///     aiothreads::threaded! {
-///         /// Instance method through an `Arc`.
-///         pub fn process(self: Arc<Self>, x: i32) -> i32 { x * self.factor }
-///         /// Static method.
-///         pub fn double(x: i32) -> i32 { x * 2 }
-///         /// Class-method-like constructor.
-///         pub fn from_config(factor: i32) -> Self { Processor { factor } }
-///         /// Consuming method.
-///         pub fn into_factor(mut self) -> i32 { self.factor += 0; self.factor }
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// assert_eq!(compute(1, 2).await, 3);
-/// assert_eq!(compute(1, 2).call().await, 3);
-/// assert_eq!(compute(1, 2).sync_call(), 3);
-/// log("hello".into()).await;
-///
-/// let p = Arc::new(Processor::from_config(10).await);
-/// assert_eq!(p.clone().process(4).await, 40);
-/// assert_eq!(Processor::double(21).await, 42);
-/// assert_eq!(Processor { factor: 7 }.into_factor().sync_call(), 7);
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded {
-    ($($items:tt)*) => {
-        $crate::__threaded_items! { [pool] $($items)* }
-    };
-}
-
-/// Writes functions whose calls each run on a new OS thread named after the function.
-///
-/// The same syntax and call forms as [`threaded!`](crate::threaded!); the thread of a call
-/// is named `stringify!(name)` unless renamed with [`.name("…")`](Call::name). Thread creation
-/// failure reaches the awaiter as [`JoinError::SpawnFailed`](crate::JoinError::SpawnFailed).
-///
-/// # Examples
-/// ```
-/// aiothreads::threaded_separate! {
-///     /// Blocks on something that may never answer.
-///     fn wait_for_device() -> String {
-///         std::thread::current().name().unwrap().to_owned()
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// assert_eq!(wait_for_device().await, "wait_for_device");
-/// assert_eq!(wait_for_device().name("dev0").await, "dev0");
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded_separate {
-    ($($items:tt)*) => {
-        $crate::__threaded_items! { [separate] $($items)* }
-    };
-}
-
-/// Implementation detail of `threaded!` and `threaded_separate!`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_items {
-    ([$kind:ident]) => {};
-    // `&self` / `&mut self`: refused with a clear message.
-    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident (& $($lt:lifetime)? $(mut)? self $($rest:tt)*) $($tail:tt)*) => {
-        ::core::compile_error!(concat!(
-            "threaded!: `", stringify!($name), "` takes `&self`, which cannot cross to another ",
-            "thread; take `self: Arc<Self>` (or `self` by value) instead"
-        ));
-    };
-    // The receiver's `self` token is taken from the input (not written here): `self` is
-    // hygienic, so the body's `self` must come from the same place as the parameter's.
-    // `mut self`
-    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident (mut $sf:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
-        $(#[$m])*
-        $vis fn $name(mut $sf $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
-            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
-        }
-        $crate::__threaded_items! { [$kind] $($tail)* }
-    };
-    // `self: Type`, or a first ordinary argument.
-    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident ($sf:ident : $sty:ty $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
-        $(#[$m])*
-        $vis fn $name($sf: $sty $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
-            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
-        }
-        $crate::__threaded_items! { [$kind] $($tail)* }
-    };
-    // `self` by value.
-    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident ($sf:ident $(, $arg:ident : $ty:ty)* $(,)?) $(-> $ret:ty)? $body:block $($tail:tt)*) => {
-        $(#[$m])*
-        $vis fn $name($sf $(, $arg: $ty)*) -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
-            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
-        }
-        $crate::__threaded_items! { [$kind] $($tail)* }
-    };
-    // No arguments.
-    ([$kind:ident] $(#[$m:meta])* $vis:vis fn $name:ident () $(-> $ret:ty)? $body:block $($tail:tt)*) => {
-        $(#[$m])*
-        $vis fn $name() -> $crate::Call<impl ::core::ops::FnOnce() $(-> $ret)? + ::core::marker::Send + 'static> {
-            $crate::__threaded_call!($kind, $name, move || $(-> $ret)? { $body })
-        }
-        $crate::__threaded_items! { [$kind] $($tail)* }
-    };
-}
-
-/// Implementation detail of `threaded!` and `threaded_separate!`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_call {
-    (pool, $name:ident, $f:expr) => {
-        $crate::Call::new($f)
-    };
-    (separate, $name:ident, $f:expr) => {
-        $crate::Call::new_separate(::core::stringify!($name), $f)
-    };
 }

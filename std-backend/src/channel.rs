@@ -29,6 +29,21 @@ use crate::{Loop, SyncAwaitError};
 /// One producer: the sender is `Send` (move it to the thread that produces) but not `Clone`
 /// or `Sync` — the ring underneath is single-producer. Dropping it (or [`close`](Self::close))
 /// ends the stream after the items already sent.
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+///
+/// let (mut tx, rx) = aiothreads::FromThreadChannel::new(4);
+/// let producer = std::thread::spawn(move || {
+///     for i in 0..10 {
+///         tx.put(i).unwrap(); // blocks while 4 items wait
+///     }
+/// }); // `tx` is dropped with the thread: the stream ends after the ten items
+/// let all: Vec<i32> = futures::executor::block_on(rx.collect());
+/// assert_eq!(all, (0..10).collect::<Vec<_>>());
+/// producer.join().unwrap();
+/// ```
 pub struct ThreadSender<T> {
     tx: Producer<'static, T>,
     /// Where the receiver last waited: `put` refuses to block that thread.
@@ -236,7 +251,19 @@ impl<T> fmt::Debug for FromThreadChannel<T> {
     }
 }
 
-/// Future of [`FromThreadChannel::get`].
+/// Future of [`FromThreadChannel::get`]: the next item, or [`ChannelClosed`] once the sender
+/// is gone and the items it sent were taken.
+///
+/// # Examples
+/// ```
+/// let (mut tx, mut rx) = aiothreads::FromThreadChannel::new(1);
+/// std::thread::spawn(move || tx.put("hello").unwrap());
+/// futures::executor::block_on(async {
+///     let next: aiothreads::Get<'_, &str> = rx.get();
+///     assert_eq!(next.await.unwrap(), "hello");
+///     assert!(rx.get().await.is_err()); // the sender is gone: closed
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Get<'a, T> {
     channel: &'a mut FromThreadChannel<T>,
@@ -482,6 +509,16 @@ where
 }
 
 /// Iterator of [`blocking_iter`]: the stream's items; panics on failure (see there).
+///
+/// # Examples
+/// ```
+/// let numbers = futures::stream::iter(1..=4);
+/// let job = aiothreads::spawn(move || {
+///     let items: aiothreads::BlockingIter<_> = aiothreads::blocking_iter(numbers, 2);
+///     items.map(|n| n * 10).collect::<Vec<_>>()
+/// });
+/// assert_eq!(aiothreads::block_on(job), [10, 20, 30, 40]);
+/// ```
 pub struct BlockingIter<S: Stream> {
     core: IterCore<S>,
 }

@@ -467,7 +467,31 @@ static HOOK_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// the first one outermost.
 ///
 /// # Examples
-/// See [`ContextHook`].
+/// A hook that carries a request id kept in a thread-local into every threaded call:
+/// ```
+/// use std::any::Any;
+/// use std::cell::Cell;
+///
+/// thread_local! { static REQUEST: Cell<u64> = const { Cell::new(0) }; }
+///
+/// struct RequestHook;
+/// impl aiothreads::ContextHook for RequestHook {
+///     fn capture(&self) -> Option<Box<dyn Any + Send>> {
+///         Some(Box::new(REQUEST.with(Cell::get)))
+///     }
+///     fn scope(&self, captured: &mut (dyn Any + Send), f: &mut dyn FnMut()) {
+///         let id = *captured.downcast_ref::<u64>().unwrap();
+///         let previous = REQUEST.with(|r| r.replace(id));
+///         f();
+///         REQUEST.with(|r| r.set(previous));
+///     }
+/// }
+///
+/// aiothreads::register_context_hook(RequestHook);
+/// REQUEST.with(|r| r.set(42));
+/// let seen = aiothreads::spawn(|| REQUEST.with(Cell::get)); // runs on a pool thread
+/// assert_eq!(futures::executor::block_on(seen), 42);
+/// ```
 pub fn register_context_hook(hook: impl ContextHook) {
     let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
     hooks.push(Arc::new(hook));

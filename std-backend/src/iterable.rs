@@ -1,5 +1,7 @@
-//! Iterators as async `Stream`s: [`threaded_iterable`], [`threaded_iterable_separate`] and the
-//! `threaded_iterable!` / `threaded_iterable_separate!` macros.
+//! Iterators as async `Stream`s: [`IterCall`], the closure forms
+//! [`threaded_iterable`](fn@threaded_iterable) and
+//! [`threaded_iterable_separate`](fn@threaded_iterable_separate), and what the
+//! `#[threaded_iterable]` attributes expand to.
 //!
 //! A sync iterator runs on a pool thread (or a dedicated thread) and hands its items to the
 //! async side through the core's bounded SPSC ring:
@@ -43,11 +45,10 @@
 //! ```
 //! use futures::StreamExt;
 //!
-//! aiothreads::threaded_iterable! {
-//!     /// Squares, computed on a pool thread.
-//!     fn squares(n: u64) -> impl Iterator<Item = u64> {
-//!         (0..n).map(|i| i * i)
-//!     }
+//! /// Squares, computed on a pool thread.
+//! #[aiothreads::threaded_iterable]
+//! fn squares(n: u64) -> impl Iterator<Item = u64> {
+//!     (0..n).map(|i| i * i)
 //! }
 //!
 //! # futures::executor::block_on(async {
@@ -110,6 +111,7 @@ pub fn default_max_size() -> usize {
 ///
 /// # Panics
 /// If `max_size` is 0.
+#[track_caller]
 fn checked_max_size(max_size: usize) -> usize {
     assert!(
         max_size > 0,
@@ -138,10 +140,19 @@ fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
 /// items.
 ///
 /// A **pool** stream ([`IterCall::new`], [`IterCall::on`], [`ThreadedIterable::call`],
-/// `threaded_iterable!`) also needs a `Send` iterator: its producer gives its worker back
+/// `#[threaded_iterable]`) also needs a `Send` iterator: its producer gives its worker back
 /// while the ring is full and may resume on another worker. A stream on a **dedicated thread**
-/// ([`IterCall::new_separate`], `threaded_iterable_separate!`) does not: its iterator is
+/// ([`IterCall::new_separate`], `#[threaded_iterable_separate]`) does not: its iterator is
 /// created, used and dropped on that one thread.
+///
+/// # Examples
+/// ```
+/// use aiothreads::IterFn;
+///
+/// // A closure returning anything iterable is an `IterFn`; `make` runs it.
+/// let make = || vec!["a", "b"];
+/// assert_eq!(make.make().collect::<Vec<_>>(), ["a", "b"]);
+/// ```
 pub trait IterFn: Send + 'static {
     /// The items.
     type Item: Send + 'static;
@@ -191,7 +202,7 @@ impl Target {
 
 /// One call of an iterable: a `Stream` of the iterator's items, started on first poll.
 ///
-/// Made by the [`threaded_iterable!`](crate::threaded_iterable!) macros, by
+/// Made by the [`#[threaded_iterable]`](macro@crate::threaded_iterable) attributes, by
 /// [`ThreadedIterable::call`] and by [`IterCall::new`]. A sync iterator runs on a pool thread
 /// (or a dedicated thread) and hands its items to the async side through the core's bounded
 /// SPSC ring:
@@ -424,6 +435,7 @@ impl<F: IterFn> IterCall<F> {
     /// let s = aiothreads::IterCall::new(|| 0..10).max_size(2);
     /// # drop(s);
     /// ```
+    #[track_caller]
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.max_size = Some(checked_max_size(max_size));
         self
@@ -785,6 +797,15 @@ impl<F: IterFn> fmt::Debug for IterCall<F> {
 }
 
 /// A stream of `Result`s over an [`IterCall`]: see [`IterCall::try_stream`].
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+///
+/// let s = aiothreads::IterCall::new(|| (1..=3).map(|i| if i < 3 { i } else { panic!("disk gone") }));
+/// let items: Vec<_> = futures::executor::block_on(s.try_stream().collect());
+/// assert!(matches!(items[..], [Ok(1), Ok(2), Err(ref e)] if e.is_panic()));
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct TryIterCall<F: IterFn> {
     inner: IterCall<F>,
@@ -814,6 +835,19 @@ impl<F: IterFn> fmt::Debug for TryIterCall<F> {
 ///
 /// Cancel-safe: the stream stays closed if this future is dropped; a later `close()` waits
 /// again.
+///
+/// # Examples
+/// ```
+/// use futures::StreamExt;
+///
+/// let mut endless = aiothreads::IterCall::new(|| 0u64..);
+/// futures::executor::block_on(async {
+///     assert_eq!(endless.next().await, Some(0));
+///     let closing: aiothreads::Close<'_, _> = endless.close();
+///     closing.await.unwrap(); // the iterator has been dropped on its thread
+///     assert_eq!(endless.next().await, None);
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Close<'a, F: IterFn> {
     call: &'a mut IterCall<F>,
@@ -849,7 +883,7 @@ impl<F: IterFn> fmt::Debug for Close<'_, F> {
 }
 
 /// A wrapper of an iterator-making function: calling it gives a stream
-/// ([`IterCall`]). The closure form of the `threaded_iterable!` macro.
+/// ([`IterCall`]). The closure form of [`#[threaded_iterable]`](macro@crate::threaded_iterable).
 ///
 /// # Examples
 /// ```
@@ -872,10 +906,20 @@ pub struct ThreadedIterable<G> {
 
 /// Wraps `f(arg)` so each call is a stream produced on the default pool.
 ///
-/// For several arguments take a tuple (`|(a, b): (u32, u32)| …`).
+/// For several arguments take a tuple (`|(a, b): (u32, u32)| …`). The closure form of
+/// [`#[threaded_iterable]`](macro@crate::threaded_iterable), for builds without the `macros`
+/// feature or for iterators made at run time.
 ///
 /// # Examples
-/// See [`ThreadedIterable`].
+/// ```
+/// use futures::StreamExt;
+///
+/// let ranges = aiothreads::threaded_iterable(|(from, to): (u32, u32)| from..to).max_size(8);
+/// futures::executor::block_on(async {
+///     let got: Vec<u32> = ranges.call((3, 6)).collect().await;
+///     assert_eq!(got, [3, 4, 5]);
+/// });
+/// ```
 pub fn threaded_iterable<G>(f: G) -> ThreadedIterable<G> {
     ThreadedIterable {
         f,
@@ -905,6 +949,7 @@ impl<G> ThreadedIterable<G> {
     ///
     /// # Panics
     /// If `max_size` is 0.
+    #[track_caller]
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.max_size = Some(checked_max_size(max_size));
         self
@@ -970,127 +1015,6 @@ impl<G> fmt::Debug for ThreadedIterable<G> {
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
-}
-
-/// Declares functions whose calls are streams of an iterator produced on the default pool.
-///
-/// The body returns anything iterable; write the return type as
-/// `impl Iterator<Item = T>`, `impl IntoIterator<Item = T>` or a concrete iterable type.
-/// Options go in a leading `#[max_size = N]` attribute. Each call returns an [`IterCall`]: a
-/// `Stream` (`.next().await`, `StreamExt`), with `.sync_call()` for the plain iterator,
-/// `.max_size(n)`, `.on(&pool)`, `.close().await`.
-///
-/// Methods work with receivers by value (`self`, `self: Arc<Self>`): the iterator runs on
-/// another thread, so it cannot borrow `self`.
-///
-/// # Examples
-/// ```
-/// use futures::StreamExt;
-///
-/// aiothreads::threaded_iterable! {
-///     #[max_size = 1]
-///     pub fn pages(count: u32) -> impl Iterator<Item = String> {
-///         (1..=count).map(|page| format!("page {page}"))
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// let mut stream = pages(100);
-/// assert_eq!(stream.next().await.as_deref(), Some("page 1"));
-/// // `break` / drop: the iterator stops and is dropped on its thread.
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded_iterable {
-    ($($items:tt)*) => {
-        $crate::__threaded_iterable_items! { [pool] $($items)* }
-    };
-}
-
-/// Like [`threaded_iterable!`], but each call produces on a new thread named after the
-/// function.
-///
-/// # Examples
-/// ```
-/// use futures::StreamExt;
-///
-/// aiothreads::threaded_iterable_separate! {
-///     fn ticks(n: u32) -> impl Iterator<Item = Option<String>> {
-///         (0..n).map(|_| std::thread::current().name().map(str::to_owned))
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// let names: Vec<_> = ticks(2).collect().await;
-/// assert_eq!(names, [Some("ticks".to_owned()), Some("ticks".to_owned())]);
-/// # });
-/// ```
-#[macro_export]
-macro_rules! threaded_iterable_separate {
-    ($($items:tt)*) => {
-        $crate::__threaded_iterable_items! { [separate] $($items)* }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_items {
-    ([$mode:ident]) => {};
-    // `#[max_size = N]` option.
-    ([$mode:ident]
-     #[max_size = $max:expr]
-     $(#[$attr:meta])*
-     $vis:vis fn $name:ident ($($params:tt)*) -> $($rest:tt)*) => {
-        $crate::__threaded_iterable_ret! {
-            [$mode] [$max] [$(#[$attr])*] [$vis] $name [$($params)*] $($rest)*
-        }
-    };
-    ([$mode:ident]
-     $(#[$attr:meta])*
-     $vis:vis fn $name:ident ($($params:tt)*) -> $($rest:tt)*) => {
-        $crate::__threaded_iterable_ret! {
-            [$mode] [] [$(#[$attr])*] [$vis] $name [$($params)*] $($rest)*
-        }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_ret {
-    // `-> impl Iterator<Item = T>` / `-> impl IntoIterator<Item = T>` (extra `+ Bounds` allowed).
-    ([$mode:ident] [$($max:expr)?] [$(#[$attr:meta])*] [$vis:vis] $name:ident [$($params:tt)*]
-     impl $trait:ident <Item = $item:ty> $(+ $bound:tt)* $body:block $($more:tt)*) => {
-        $(#[$attr])*
-        $vis fn $name($($params)*) -> $crate::IterCall<impl $crate::IterFn<Item = $item> + Unpin> {
-            $crate::__threaded_iterable_call!($mode [$($max)?] $name, move || $body)
-        }
-        $crate::__threaded_iterable_items! { [$mode] $($more)* }
-    };
-    // A concrete iterable type.
-    ([$mode:ident] [$($max:expr)?] [$(#[$attr:meta])*] [$vis:vis] $name:ident [$($params:tt)*]
-     $ret:ty $body:block $($more:tt)*) => {
-        $(#[$attr])*
-        $vis fn $name($($params)*)
-            -> $crate::IterCall<impl $crate::IterFn<Item = <$ret as ::core::iter::IntoIterator>::Item> + Unpin>
-        {
-            $crate::__threaded_iterable_call!($mode [$($max)?] $name, move || -> $ret $body)
-        }
-        $crate::__threaded_iterable_items! { [$mode] $($more)* }
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __threaded_iterable_call {
-    (pool [] $name:ident, $f:expr) => {
-        $crate::IterCall::new($f)
-    };
-    (separate [] $name:ident, $f:expr) => {
-        $crate::IterCall::new_separate(::core::stringify!($name), $f)
-    };
-    ($mode:ident [$max:expr] $name:ident, $f:expr) => {
-        $crate::__threaded_iterable_call!($mode [] $name, $f).max_size($max)
-    };
 }
 
 #[cfg(test)]

@@ -4,30 +4,28 @@
 //! code that would otherwise reach for `spawn_blocking`, `blocking::unblock` or a hand-rolled
 //! channel, on any executor (tokio, smol, async-std, `futures`, or the built-in [`block_on`]):
 //!
-//! - run a blocking function on a thread pool and `.await` it ([`threaded!`], [`spawn`]), or
-//!   on a dedicated thread ([`threaded_separate!`], [`spawn_separate`]);
+//! - run a blocking function on a thread pool and `.await` it ([`#[threaded]`](macro@threaded),
+//!   [`spawn`]), or on a dedicated thread ([`#[threaded_separate]`](macro@threaded_separate),
+//!   [`spawn_separate`]);
 //! - turn a blocking iterator into an async `Stream` with a bounded queue and backpressure,
 //!   stopped and dropped on its thread as soon as the consumer stops
-//!   ([`threaded_iterable!`], [`IterCall`]);
+//!   ([`#[threaded_iterable]`](macro@threaded_iterable), [`IterCall`]);
 //! - call async code back from inside those threads, on the loop that submitted the work
 //!   ([`sync_await`]), with context values carried across the hop ([`ContextVar`]).
 //!
 //! ```
 //! use futures::StreamExt;
 //!
-//! aiothreads::threaded! {
-//!     /// Blocking work, run on the pool.
-//!     fn checksum(data: Vec<u8>) -> u32 {
-//!         data.iter().map(|&b| u32::from(b)).sum()
-//!     }
+//! /// Blocking work, run on the pool.
+//! #[aiothreads::threaded]
+//! fn checksum(data: Vec<u8>) -> u32 {
+//!     data.iter().map(|&b| u32::from(b)).sum()
 //! }
 //!
-//! aiothreads::threaded_iterable! {
-//!     #[max_size = 64]
-//!     /// A blocking generator, consumed as a `Stream`.
-//!     fn lines(n: usize) -> impl Iterator<Item = String> {
-//!         (0..n).map(|i| format!("line {i}"))
-//!     }
+//! /// A blocking generator, consumed as a `Stream`.
+//! #[aiothreads::threaded_iterable(max_size = 64)]
+//! fn lines(n: usize) -> impl Iterator<Item = String> {
+//!     (0..n).map(|i| format!("line {i}"))
 //! }
 //!
 //! aiothreads::block_on(async {
@@ -38,31 +36,37 @@
 //! ```
 //!
 //! The lock-free pieces (the SPSC ring, the oneshot slot) live in the `no_std` crate
-//! [`aiothreads-core`](aiothreads_core), re-exported as [`core`](mod@crate::core); this crate
-//! has no `unsafe` code.
+//! [`aiothreads-core`](aiothreads_core), re-exported under its own name
+//! (`aiothreads::aiothreads_core`); this crate has no `unsafe` code.
 //!
 //! ## Running blocking code on threads
-//! Functions written inside [`threaded!`] return a [`Call`]: `.await` it to run the body on
-//! the default [`Pool`], `.call()` to submit it at once and get a [`JoinHandle`] (a `Future`
-//! of the result, like `spawn_blocking`), `.sync_call()` to run it inline, `.on(&pool)` to
-//! choose a pool. [`threaded_separate!`] runs each call on a new OS thread named after the
-//! function. Closures get the same with [`threaded()`] / [`threaded_separate()`] and the
-//! one-off [`spawn`] / [`spawn_separate`].
+//! Functions marked [`#[threaded]`](macro@threaded) return a [`Call`]: `.await` it to run
+//! the body on the default [`Pool`], `.call()` to submit it at once and get a [`JoinHandle`]
+//! (a `Future` of the result, like `spawn_blocking`), `.sync_call()` to run it inline,
+//! `.on(&pool)` to choose a pool. [`#[threaded_separate]`](macro@threaded_separate) runs each
+//! call on a new OS thread named after the function. Closures get the same with
+//! [`threaded()`](fn@threaded) / [`threaded_separate()`](fn@threaded_separate) and the
+//! one-off [`spawn`] / [`spawn_separate`] (the only forms without the default feature
+//! `macros`).
 //!
 //! ```
-//! aiothreads::threaded! {
-//!     fn compute(x: i32, y: i32) -> i32 { x + y }
+//! #[aiothreads::threaded]
+//! fn compute(x: i32, y: i32) -> i32 {
+//!     x + y
 //! }
-//! # futures::executor::block_on(async {
-//! assert_eq!(compute(1, 2).await, 3);
-//! assert_eq!(compute(1, 2).call().await, 3);
-//! assert_eq!(compute(1, 2).sync_call(), 3);
-//! # });
+//!
+//! futures::executor::block_on(async {
+//!     assert_eq!(compute(1, 2).await, 3);
+//!     assert_eq!(compute(1, 2).call().await, 3);
+//!     assert_eq!(compute(1, 2).sync_call(), 3);
+//!     compute(1, 2).call().detach(); // runs to the end with nobody waiting
+//! });
 //! ```
 //!
 //! A panic in a job is re-raised where its handle is awaited ([`JoinHandle::try_join`] gives
-//! a [`JoinError`] instead); dropping a handle cancels the job (a queued job never runs, a
-//! running one sees [`is_cancelled`]); [`JoinHandle::detach`] lets it run unobserved.
+//! a [`JoinError`] instead). **Dropping a handle cancels the job** (a queued job never runs, a
+//! running one sees [`is_cancelled`]), as in smol — `let _ = f().call();` does not run `f`;
+//! [`JoinHandle::detach`] lets it run unobserved, as a dropped tokio handle would.
 //! The pool spins briefly before parking so that back-to-back calls cost well under a
 //! microsecond of latency, and one heap allocation per call.
 //!
@@ -73,7 +77,7 @@
 //! reactor: tokio timers, sockets). The loop is a [`Loop`]: a tokio runtime (feature `tokio`,
 //! found without setup), any executor with a spawn function ([`Loop::from_spawner`]: smol,
 //! async-executor, async-std, `futures::executor::ThreadPool`), or your own [`LoopHandle`].
-//! `threaded` calls capture the caller's loop and install it on the worker for the job.
+//! Threaded calls capture the caller's loop and install it on the worker for the job.
 //!
 //! | | loop | no loop known | misuse / loop gone | panic in the future |
 //! |---|---|---|---|---|
@@ -101,8 +105,8 @@
 //! span (module `tracing_hook`).
 //!
 //! ## Streams from iterators
-//! Functions written inside [`threaded_iterable!`] (or [`threaded_iterable_separate!`])
-//! return an [`IterCall`]: a `Stream` of the iterator's items, produced on a pool thread (or
+//! Functions marked [`#[threaded_iterable]`](macro@threaded_iterable) (or
+//! [`#[threaded_iterable_separate]`](macro@threaded_iterable_separate)) return an [`IterCall`]: a `Stream` of the iterator's items, produced on a pool thread (or
 //! a new thread) through a ring of `max_size` items (default [`default_max_size`]: 1024, or
 //! the `THREADED_ITERABLE_DEFAULT_MAX_SIZE` environment variable). While the ring is full a
 //! pool producer gives its worker back and is resubmitted when the consumer has made room, so
@@ -116,13 +120,33 @@
 //! `Err` item instead).
 //!
 //! ## Features
+//! - `macros` (default): the four attribute macros (crate `aiothreads-macros`).
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
 //!   (any other executor works through [`Loop::from_spawner`] with no feature).
 //! - `tracing`: the caller's `tracing` span is entered around jobs and `sync_await` futures.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use aiothreads_core as core;
+/// The `no_std` core crate, under its own name (a re-export named `core` would shadow the
+/// standard `core` crate under `use aiothreads::*`).
+pub use aiothreads_core;
+
+#[cfg(feature = "macros")]
+pub use aiothreads_macros::{
+    threaded, threaded_iterable, threaded_iterable_separate, threaded_separate,
+};
+
+/// What the attribute macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::{Call, IterCall, IterFn};
+
+    /// Fails to compile, at the argument's type, unless a value of `T` can cross to another
+    /// thread: the attribute macros call it for every argument of a threaded function.
+    #[inline(always)]
+    pub const fn arguments_cross_to_another_thread<T: Send + 'static>() {}
+}
 
 mod block_on;
 mod context;
@@ -170,8 +194,3 @@ pub use pool::{
 pub use separate::{spawn_separate, spawn_separate_named};
 pub use task::{JoinError, JoinHandle, TryJoin};
 pub use timer::{sleep, timeout, Elapsed, Sleep};
-
-/// The README's code blocks, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -391,7 +391,7 @@ impl Loop {
     /// # Examples
     /// ```
     /// let lp = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
-    /// let (tx, rx) = aiothreads::core::slot::oneshot();
+    /// let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
     /// lp.spawn(async move { tx.send(9).unwrap() }).unwrap();
     /// assert_eq!(aiothreads::block_on(rx), Ok(9));
     /// ```
@@ -528,6 +528,19 @@ pub fn set_current_loop(lp: Option<Loop>) -> Option<Loop> {
 /// Restores the previous current loop (and driver mark, and tokio context) when dropped.
 /// Returned by [`Loop::enter`] and [`Loop::enter_driver`]; guards must be dropped on the
 /// thread that made them, in the reverse order of creation.
+///
+/// # Examples
+/// ```
+/// let outer = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
+/// let inner = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
+/// let first: aiothreads::EnterGuard<'_> = outer.enter();
+/// {
+///     let _second = inner.enter();
+///     assert_eq!(aiothreads::sync_await(async { 2 }), 2); // runs on `inner`
+/// } // `outer` is current again
+/// drop(first);
+/// assert!(aiothreads::Loop::current().is_none());
+/// ```
 #[must_use = "the loop is current only while the guard lives"]
 pub struct EnterGuard<'a> {
     prev: Option<Loop>,

@@ -58,7 +58,14 @@ use crate::admission::{Gate, Waiter};
 use crate::backoff;
 use crate::task::{job_addr, JoinError, JoinHandle, QueueLink, Runnable, Task, Withdraw};
 
-/// Name of the environment variable that sets the default maximum number of threads.
+/// Name of the environment variable that sets the default maximum number of threads. Read
+/// once, when the first pool is configured; a value that is not a positive integer panics
+/// there, naming the variable and the value (as `THREADED_ITERABLE_DEFAULT_MAX_SIZE` does).
+///
+/// # Examples
+/// ```
+/// assert_eq!(aiothreads::MAX_THREADS_ENV, "AIOTHREADS_MAX_THREADS");
+/// ```
 pub const MAX_THREADS_ENV: &str = "AIOTHREADS_MAX_THREADS";
 
 /// Configuration shared by the workers; fixed at `build()`.
@@ -585,6 +592,16 @@ impl Drop for Permit {
 }
 
 /// What [`Pool::shutdown`] left behind.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = aiothreads::Pool::builder().max_threads(1).build();
+/// let report = pool.shutdown(Duration::from_secs(5));
+/// assert_eq!(report.left_running, 0); // nothing was running
+/// assert_eq!(report.cancelled_queued, 0); // nothing was queued
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
     /// Worker threads still running a job when the timeout ran out (they finish it and exit;
@@ -908,6 +925,9 @@ impl Builder {
     /// a keep-alive of 10 s, an unbounded queue, and a worker spin of about one wake-up cycle
     /// of this machine (measured once per process, 5–100 µs; 20 µs until measured).
     ///
+    /// # Panics
+    /// If `AIOTHREADS_MAX_THREADS` is set to anything but a positive integer (read once).
+    ///
     /// # Examples
     /// ```
     /// let pool = aiothreads::Pool::builder().build();
@@ -937,6 +957,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().max_threads(1).build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn max_threads(mut self, n: usize) -> Self {
         assert!(
             n > 0,
@@ -956,6 +977,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().thread_name_prefix("fs").build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         assert!(
@@ -998,7 +1020,7 @@ impl Builder {
     ///
     /// The bound holds for submitters that can wait or be refused, and no thread is ever
     /// blocked for it:
-    /// - an awaited [`Call`](crate::Call) (what `threaded!` functions return), a stream's
+    /// - an awaited [`Call`](crate::Call) (what `#[threaded]` functions return), a stream's
     ///   producer and [`Pool::reserve`] wait as `Pending` until a place is granted to them —
     ///   in arrival order, one freed place to one waiter; a waiter dropped while it waits
     ///   gives up its turn;
@@ -1018,6 +1040,7 @@ impl Builder {
     /// let pool = aiothreads::Pool::builder().max_threads(1).max_queued(Some(2)).build();
     /// # drop(pool);
     /// ```
+    #[track_caller]
     pub fn max_queued(mut self, max: Option<usize>) -> Self {
         assert!(
             max != Some(0),
@@ -1082,39 +1105,41 @@ fn cpus() -> usize {
     thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
-/// min(32, cpus + 4), or [`MAX_THREADS_ENV`] when it holds a positive integer. An invalid
-/// value is reported once on stderr and ignored (a misconfigured variable should not make
-/// the first blocking call of a server panic).
+/// min(32, cpus + 4), or [`MAX_THREADS_ENV`] when it is set. Read once.
+///
+/// # Panics
+/// If the variable is set to anything but a positive integer, naming the variable and the
+/// value — the same policy as `THREADED_ITERABLE_DEFAULT_MAX_SIZE`: a typo must not silently
+/// become the default (`64k` would give a 6-thread pool where 64 were asked for).
 fn default_max_threads() -> usize {
-    static VALUE: OnceLock<usize> = OnceLock::new();
-    *VALUE.get_or_init(|| {
-        let computed = (cpus() + 4).min(32);
-        match std::env::var(MAX_THREADS_ENV) {
-            Err(std::env::VarError::NotPresent) => computed,
-            Ok(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    eprintln!(
-                        "aiothreads: ignoring {MAX_THREADS_ENV}={v:?} (expected a positive \
-                         integer); using {computed} threads"
-                    );
-                    computed
-                }
-            },
-            Err(std::env::VarError::NotUnicode(v)) => {
-                eprintln!(
-                    "aiothreads: ignoring {MAX_THREADS_ENV}={v:?} (not unicode); using \
-                     {computed} threads"
-                );
-                computed
-            }
-        }
-    })
+    static VALUE: OnceLock<Result<usize, String>> = OnceLock::new();
+    let computed = || (cpus() + 4).min(32);
+    match VALUE.get_or_init(|| parse_max_threads(std::env::var_os(MAX_THREADS_ENV), computed)) {
+        Ok(n) => *n,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// Parses the value of [`MAX_THREADS_ENV`]; `computed` gives the default when it is not set.
+fn parse_max_threads(
+    value: Option<std::ffi::OsString>,
+    computed: impl FnOnce() -> usize,
+) -> Result<usize, String> {
+    let Some(value) = value else {
+        return Ok(computed());
+    };
+    match value.to_str().map(|s| s.trim().parse::<usize>()) {
+        Some(Ok(n)) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{MAX_THREADS_ENV} must be a positive integer (the size of the default thread \
+             pool), got {value:?}"
+        )),
+    }
 }
 
 static DEFAULT: OnceLock<Pool> = OnceLock::new();
 
-/// The process-wide default pool, used by [`spawn`](crate::spawn), `threaded!` and
+/// The process-wide default pool, used by [`spawn`](crate::spawn), `#[threaded]` and
 /// [`threaded`](crate::threaded()) unless another pool is chosen. Started lazily on first use,
 /// with [`Builder::new`]'s settings (so its size follows
 /// [`AIOTHREADS_MAX_THREADS`](MAX_THREADS_ENV)).

@@ -424,6 +424,17 @@ impl<R: Send + 'static> Future for JoinHandle<R> {
 /// Future returned by [`JoinHandle::try_join`]: the job's outcome as a `Result`.
 ///
 /// Dropping it cancels the job, as dropping the handle does.
+///
+/// # Examples
+/// ```
+/// use aiothreads::JoinError;
+///
+/// futures::executor::block_on(async {
+///     assert_eq!(aiothreads::spawn(|| 1).try_join().await.unwrap(), 1);
+///     let failed = aiothreads::spawn(|| -> u32 { panic!("disk gone") }).try_join().await;
+///     assert!(matches!(failed, Err(JoinError::Panicked(_))));
+/// });
+/// ```
 #[must_use = "futures do nothing unless polled; dropping this cancels the job"]
 #[derive(Debug)]
 pub struct TryJoin<R> {

@@ -141,3 +141,10 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "<non-string payload>".to_owned())
 }
+
+/// The README's code blocks, compiled and run as doctests of this crate, whose dependencies are
+/// those of the README's install section for tokio (`tests/readme.rs` checks that the two
+/// agree), so that the blocks work as pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

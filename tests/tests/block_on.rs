@@ -92,7 +92,7 @@ fn woken_from_another_thread_short_and_long() {
             Duration::from_micros(5),
             Duration::from_millis(20),
         ] {
-            let (tx, rx) = aiothreads::core::slot::oneshot();
+            let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
             let t = thread::spawn(move || {
                 thread::sleep(delay);
                 tx.send(delay).unwrap();
@@ -123,7 +123,7 @@ fn drives_pool_handles_and_into_future() {
 #[test]
 fn nested_block_on_does_not_lose_the_outer_wake_up() {
     bounded(|| {
-        let (tx, rx) = aiothreads::core::slot::oneshot::<u32>();
+        let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot::<u32>();
         let out = block_on(async move {
             let outer = async { rx.await.unwrap() };
             let inner = async {
@@ -136,7 +136,7 @@ fn nested_block_on_does_not_lose_the_outer_wake_up() {
                     tx.send(1).unwrap();
                 });
                 block_on(async {
-                    let (tx2, rx2) = aiothreads::core::slot::oneshot::<u32>();
+                    let (tx2, rx2) = aiothreads::aiothreads_core::slot::oneshot::<u32>();
                     thread::spawn(move || {
                         thread::sleep(Duration::from_millis(20));
                         tx2.send(2).unwrap();

@@ -32,18 +32,15 @@ fn counting_iter(
     })
 }
 
-aiothreads::threaded_iterable! {
-    /// 0..n on the default pool.
-    fn numbers(n: u64) -> impl Iterator<Item = u64> {
-        0..n
-    }
+/// 0..n on the default pool.
+#[aiothreads::threaded_iterable]
+fn numbers(n: u64) -> impl Iterator<Item = u64> {
+    0..n
 }
 
-aiothreads::threaded_iterable_separate! {
-    #[max_size = 4]
-    fn named_thread(n: usize) -> impl Iterator<Item = Option<String>> {
-        (0..n).map(|_| std::thread::current().name().map(str::to_owned))
-    }
+#[aiothreads::threaded_iterable_separate(max_size = 4)]
+fn named_thread(n: usize) -> impl Iterator<Item = Option<String>> {
+    (0..n).map(|_| std::thread::current().name().map(str::to_owned))
 }
 
 #[test]

@@ -13,30 +13,35 @@ use futures::FutureExt;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-aiothreads::threaded! {
-    /// Sleeps, then answers its argument squared.
-    fn slow_square(n: u64) -> u64 {
-        thread::sleep(Duration::from_millis(100));
-        n * n
-    }
+/// Sleeps, then answers its argument squared.
+#[aiothreads::threaded]
+fn slow_square(n: u64) -> u64 {
+    thread::sleep(Duration::from_millis(100));
+    n * n
+}
 
-    fn checked_div(a: i32, b: i32) -> Result<i32, String> {
-        if b == 0 { Err("division by zero".to_owned()) } else { Ok(a / b) }
-    }
-
-    fn explode() -> u32 {
-        panic!("boom")
-    }
-
-    fn current_thread_id() -> thread::ThreadId {
-        thread::current().id()
+#[aiothreads::threaded]
+fn checked_div(a: i32, b: i32) -> Result<i32, String> {
+    if b == 0 {
+        Err("division by zero".to_owned())
+    } else {
+        Ok(a / b)
     }
 }
 
-aiothreads::threaded_separate! {
-    fn my_separate_job() -> Option<String> {
-        thread::current().name().map(str::to_owned)
-    }
+#[aiothreads::threaded]
+fn explode() -> u32 {
+    panic!("boom")
+}
+
+#[aiothreads::threaded]
+fn current_thread_id() -> thread::ThreadId {
+    thread::current().id()
+}
+
+#[aiothreads::threaded_separate]
+fn my_separate_job() -> Option<String> {
+    thread::current().name().map(str::to_owned)
 }
 
 #[test]
@@ -251,23 +256,36 @@ struct Counter {
 }
 
 impl Counter {
-    aiothreads::threaded! {
-        /// Instance method through `Arc<Self>`.
-        fn add(self: Arc<Self>, x: u64) -> u64 { self.base + x }
-        /// By value.
-        fn into_base(self) -> u64 { self.base }
-        /// By value, mutable.
-        fn bumped(mut self, by: u64) -> u64 { self.base += by; self.base }
-        /// Static method.
-        fn double(x: u64) -> u64 { x * 2 }
-        /// Class-method-like constructor.
-        fn from_config(base: u64) -> Self { Counter { base } }
+    /// Instance method through `Arc<Self>`.
+    #[aiothreads::threaded]
+    fn add(self: Arc<Self>, x: u64) -> u64 {
+        self.base + x
+    }
+    /// By value.
+    #[aiothreads::threaded]
+    fn into_base(self) -> u64 {
+        self.base
+    }
+    /// By value, mutable.
+    #[aiothreads::threaded]
+    fn bumped(mut self, by: u64) -> u64 {
+        self.base += by;
+        self.base
+    }
+    /// Static method.
+    #[aiothreads::threaded]
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+    /// Class-method-like constructor.
+    #[aiothreads::threaded]
+    fn from_config(base: u64) -> Self {
+        Counter { base }
     }
 
-    aiothreads::threaded_separate! {
-        fn thread_name(self: Arc<Self>) -> Option<String> {
-            thread::current().name().map(str::to_owned)
-        }
+    #[aiothreads::threaded_separate]
+    fn thread_name(self: Arc<Self>) -> Option<String> {
+        thread::current().name().map(str::to_owned)
     }
 }
 

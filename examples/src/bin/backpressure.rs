@@ -58,30 +58,29 @@ struct SearchResult {
     page: usize,
 }
 
-aiothreads::threaded_iterable! {
-    #[max_size = MAX_SIZE]
-    /// Scrapes search results with bounded memory use.
-    fn scrape_search_results(query: String, max_pages: Option<usize>)
-        -> impl Iterator<Item = SearchResult>
-    {
-        let session = Session; // moved into the iterator: dropped with it (the `finally`)
-        let mut page = 1;
-        std::iter::from_fn(move || {
-            if max_pages.is_some_and(|max| page > max) {
-                return None;
-            }
-            let results = session.get(&query, page);
-            if results.is_empty() {
-                return None; // no more results
-            }
-            page += 1;
-            Some(results)
-        })
-        .flatten()
-        .inspect(|_| {
-            PRODUCED.fetch_add(1, Ordering::SeqCst);
-        })
-    }
+/// Scrapes search results with bounded memory use.
+#[aiothreads::threaded_iterable(max_size = MAX_SIZE)]
+fn scrape_search_results(
+    query: String,
+    max_pages: Option<usize>,
+) -> impl Iterator<Item = SearchResult> {
+    let session = Session; // moved into the iterator: dropped with it (the `finally`)
+    let mut page = 1;
+    std::iter::from_fn(move || {
+        if max_pages.is_some_and(|max| page > max) {
+            return None;
+        }
+        let results = session.get(&query, page);
+        if results.is_empty() {
+            return None; // no more results
+        }
+        page += 1;
+        Some(results)
+    })
+    .flatten()
+    .inspect(|_| {
+        PRODUCED.fetch_add(1, Ordering::SeqCst);
+    })
 }
 
 async fn save_result_to_db(_result: &SearchResult) {}

@@ -24,16 +24,15 @@ fn process_result(value: u32) -> String {
     format!("processed {value}")
 }
 
-aiothreads::threaded! {
-    fn mixed_sync_async_work() -> String {
-        // Do some sync work.
-        let sync_result = blocking_operation();
-        // Call an async function from the thread: the event loop is known from the call's
-        // context, so nothing is passed.
-        let async_result = sync_await(async_api_call(sync_result));
-        // Continue with sync work.
-        process_result(async_result)
-    }
+#[aiothreads::threaded]
+fn mixed_sync_async_work() -> String {
+    // Do some sync work.
+    let sync_result = blocking_operation();
+    // Call an async function from the thread: the event loop is known from the call's
+    // context, so nothing is passed.
+    let async_result = sync_await(async_api_call(sync_result));
+    // Continue with sync work.
+    process_result(async_result)
 }
 
 #[tokio::main(flavor = "current_thread")]

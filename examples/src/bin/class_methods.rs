@@ -21,20 +21,23 @@ fn expensive_computation(data: &str, timeout: u32) -> HashMap<String, String> {
 }
 
 impl DataProcessor {
-    aiothreads::threaded! {
-        /// Instance method.
-        fn process(self: Arc<Self>, data: String) -> HashMap<String, String> {
-            expensive_computation(&data, self.default_timeout)
-        }
+    /// Instance method.
+    #[aiothreads::threaded]
+    fn process(self: Arc<Self>, data: String) -> HashMap<String, String> {
+        expensive_computation(&data, self.default_timeout)
+    }
 
-        /// Static method.
-        fn utility_function(value: i32) -> i32 {
-            value * 2
-        }
+    /// Static method.
+    #[aiothreads::threaded]
+    fn utility_function(value: i32) -> i32 {
+        value * 2
+    }
 
-        /// Class method: an alternative constructor.
-        fn from_config(config: HashMap<String, u32>) -> Self {
-            DataProcessor { default_timeout: config.get("default_timeout").copied().unwrap_or(30) }
+    /// Class method: an alternative constructor.
+    #[aiothreads::threaded]
+    fn from_config(config: HashMap<String, u32>) -> Self {
+        DataProcessor {
+            default_timeout: config.get("default_timeout").copied().unwrap_or(30),
         }
     }
 }

@@ -59,29 +59,28 @@ impl Drop for Session {
     }
 }
 
-aiothreads::threaded_iterable! {
-    // The original keeps the default queue (1024 items); a small one keeps this producer
-    // mid-way through its 100 pages when the consumer leaves, so the cleanup is an early one.
-    #[max_size = 2]
-    /// Fetches data with automatic session management.
-    fn fetch_paginated_data(api_endpoint: &'static str, closed: Arc<AtomicBool>)
-        -> impl Iterator<Item = Record>
-    {
-        let session = Session {
-            headers: vec![("Authorization", "Bearer token")],
-            closed,
-            requests: Arc::new(AtomicUsize::new(0)),
-        };
-        let mut page = Some(1);
-        // The iterator owns the session: dropping the iterator closes it (the `finally`).
-        std::iter::from_fn(move || {
-            let current = page?;
-            let (records, has_next) = session.get(api_endpoint, current);
-            page = has_next.then_some(current + 1);
-            Some(records)
-        })
-        .flatten()
-    }
+// The original keeps the default queue (1024 items); a small one keeps this producer
+// mid-way through its 100 pages when the consumer leaves, so the cleanup is an early one.
+/// Fetches data with automatic session management.
+#[aiothreads::threaded_iterable(max_size = 2)]
+fn fetch_paginated_data(
+    api_endpoint: &'static str,
+    closed: Arc<AtomicBool>,
+) -> impl Iterator<Item = Record> {
+    let session = Session {
+        headers: vec![("Authorization", "Bearer token")],
+        closed,
+        requests: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut page = Some(1);
+    // The iterator owns the session: dropping the iterator closes it (the `finally`).
+    std::iter::from_fn(move || {
+        let current = page?;
+        let (records, has_next) = session.get(api_endpoint, current);
+        page = has_next.then_some(current + 1);
+        Some(records)
+    })
+    .flatten()
 }
 
 async fn process_user(_user: &Record) {

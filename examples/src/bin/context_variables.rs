@@ -10,12 +10,11 @@ aiothreads::context_var! {
     static USER_CONTEXT: String;
 }
 
-aiothreads::threaded! {
-    fn process_user_data(data: String) -> String {
-        // The context variable is available in the thread.
-        let current_user = USER_CONTEXT.get();
-        format!("Processing {data} for {current_user}")
-    }
+#[aiothreads::threaded]
+fn process_user_data(data: String) -> String {
+    // The context variable is available in the thread.
+    let current_user = USER_CONTEXT.get();
+    format!("Processing {data} for {current_user}")
 }
 
 async fn handle_request(user_id: &str, data: &str) -> String {

@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use aiothreads::{sync_wait_coroutine, wait_coroutine, Loop};
 
-aiothreads::threaded! {
-    fn thread_worker() -> String {
-        // Create and wait for a future; the event loop is known from the call's context.
-        async fn fetch_data() -> String {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            "data".to_owned()
-        }
-        wait_coroutine(fetch_data())
+#[aiothreads::threaded]
+fn thread_worker() -> String {
+    // Create and wait for a future; the event loop is known from the call's context.
+    async fn fetch_data() -> String {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        "data".to_owned()
     }
+    wait_coroutine(fetch_data())
 }
 
 /// Manual loop handling for a thread that was not started by aiothreads.
@@ -30,7 +29,7 @@ async fn comparison_example() -> (String, String) {
 
     // Manual loop handling with a plain thread: take the loop here, on the async side.
     let lp = Loop::current().expect("inside the runtime");
-    let (tx, rx) = aiothreads::core::slot::oneshot();
+    let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
     std::thread::spawn(move || {
         let _ = tx.send(manual_thread_worker(lp));
     });

@@ -129,31 +129,29 @@ fn parse_page(body: &str) -> (u32, Vec<Item>) {
 }
 
 // To prefetch more than one item ahead (e.g. whole next pages), raise `max_size`.
-aiothreads::threaded_iterable! {
-    #[max_size = 1]
-    /// Fetches API pages until there is no more data.
-    fn crawl_api_pages(addr: SocketAddr, start_page: u32) -> impl Iterator<Item = Item> {
-        let mut page = start_page;
-        let mut done = false;
-        std::iter::from_fn(move || {
-            if done {
-                return None;
-            }
-            let (status, body) = http_get(addr, &format!("/data?page={page}")).ok()?;
-            if status != 200 {
-                return None;
-            }
-            let (total_pages, items) = parse_page(&body);
-            if items.is_empty() {
-                return None; // no more data
-            }
-            println!("  [crawler] fetched page {page}: {} items", items.len());
-            page += 1;
-            done = page > total_pages;
-            Some(items)
-        })
-        .flatten() // yield each item of the page
-    }
+/// Fetches API pages until there is no more data.
+#[aiothreads::threaded_iterable(max_size = 1)]
+fn crawl_api_pages(addr: SocketAddr, start_page: u32) -> impl Iterator<Item = Item> {
+    let mut page = start_page;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let (status, body) = http_get(addr, &format!("/data?page={page}")).ok()?;
+        if status != 200 {
+            return None;
+        }
+        let (total_pages, items) = parse_page(&body);
+        if items.is_empty() {
+            return None; // no more data
+        }
+        println!("  [crawler] fetched page {page}: {} items", items.len());
+        page += 1;
+        done = page > total_pages;
+        Some(items)
+    })
+    .flatten() // yield each item of the page
 }
 
 async fn process_item(_item: &Item) {

@@ -14,20 +14,21 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-aiothreads::threaded! {
-    /// A blocking call: sleeps, then squares.
-    fn slow_square(n: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(200));
-        n * n
-    }
+/// A blocking call: sleeps, then squares.
+#[aiothreads::threaded]
+fn slow_square(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(200));
+    n * n
 }
 
-aiothreads::threaded_separate! {
-    /// Runs on its own thread, named after the function.
-    fn watch_pipe() -> String {
-        std::thread::sleep(Duration::from_millis(50)); // stands in for a blocking read
-        format!("read on thread {:?}", std::thread::current().name().unwrap_or("?"))
-    }
+/// Runs on its own thread, named after the function.
+#[aiothreads::threaded_separate]
+fn watch_pipe() -> String {
+    std::thread::sleep(Duration::from_millis(50)); // stands in for a blocking read
+    format!(
+        "read on thread {:?}",
+        std::thread::current().name().unwrap_or("?")
+    )
 }
 
 /// Prints when the iterator is dropped on its thread: the Rust `finally`.
@@ -45,16 +46,16 @@ impl Drop for Session {
     }
 }
 
-aiothreads::threaded_iterable! {
-    #[max_size = 2]
-    /// A paginated "crawler": each page takes 10 ms; at most 2 wait in the queue.
-    fn crawl(produced: Arc<AtomicUsize>) -> impl Iterator<Item = u32> {
-        let session = Session { produced: produced.clone() };
-        (1..).inspect(move |_page| {
-            std::thread::sleep(Duration::from_millis(10)); // fetch the page
-            session.produced.fetch_add(1, Ordering::SeqCst);
-        })
-    }
+/// A paginated "crawler": each page takes 10 ms; at most 2 wait in the queue.
+#[aiothreads::threaded_iterable(max_size = 2)]
+fn crawl(produced: Arc<AtomicUsize>) -> impl Iterator<Item = u32> {
+    let session = Session {
+        produced: produced.clone(),
+    };
+    (1..).inspect(move |_page| {
+        std::thread::sleep(Duration::from_millis(10)); // fetch the page
+        session.produced.fetch_add(1, Ordering::SeqCst);
+    })
 }
 
 aiothreads::context_var! {
@@ -62,27 +63,32 @@ aiothreads::context_var! {
     static USER: String;
 }
 
-aiothreads::threaded! {
-    /// Blocking code that calls back into async code on the caller's loop.
-    fn mixed_sync_async(label: &'static str) -> String {
-        let started = Instant::now();
-        // The tokio runtime that submitted this job is known here: its timer works.
-        aiothreads::sync_await(tokio::time::sleep(Duration::from_millis(30)));
-        format!("{label}: awaited a tokio timer from a worker thread in {:?}", started.elapsed())
-    }
-
-    /// Reads the caller's context from the worker.
-    fn greet() -> String {
-        format!("hello {} (from {:?})", USER.get(), std::thread::current().name().unwrap_or("?"))
-    }
+/// Blocking code that calls back into async code on the caller's loop.
+#[aiothreads::threaded]
+fn mixed_sync_async(label: &'static str) -> String {
+    let started = Instant::now();
+    // The tokio runtime that submitted this job is known here: its timer works.
+    aiothreads::sync_await(tokio::time::sleep(Duration::from_millis(30)));
+    format!(
+        "{label}: awaited a tokio timer from a worker thread in {:?}",
+        started.elapsed()
+    )
 }
 
-aiothreads::threaded_iterable! {
-    #[max_size = 1024]
-    /// A hundred million numbers, made on a pool thread.
-    fn numbers(n: u64) -> impl Iterator<Item = u64> {
-        0..n
-    }
+/// Reads the caller's context from the worker.
+#[aiothreads::threaded]
+fn greet() -> String {
+    format!(
+        "hello {} (from {:?})",
+        USER.get(),
+        std::thread::current().name().unwrap_or("?")
+    )
+}
+
+/// A hundred million numbers, made on a pool thread.
+#[aiothreads::threaded_iterable(max_size = 1024)]
+fn numbers(n: u64) -> impl Iterator<Item = u64> {
+    0..n
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -3,20 +3,23 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-aiothreads::threaded! {
-    fn risky_operation(attempt: u32) -> Result<&'static str, String> {
-        // A cheap coin flip (the original uses `random.random() < 0.5`).
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-        if (nanos ^ attempt) & 1 == 0 {
-            Err("Something went wrong".to_owned())
-        } else {
-            Ok("success")
-        }
+#[aiothreads::threaded]
+fn risky_operation(attempt: u32) -> Result<&'static str, String> {
+    // A cheap coin flip (the original uses `random.random() < 0.5`).
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    if (nanos ^ attempt) & 1 == 0 {
+        Err("Something went wrong".to_owned())
+    } else {
+        Ok("success")
     }
+}
 
-    fn panicking_operation() -> u32 {
-        panic!("invariant broken")
-    }
+#[aiothreads::threaded]
+fn panicking_operation() -> u32 {
+    panic!("invariant broken")
 }
 
 #[tokio::main(flavor = "current_thread")]

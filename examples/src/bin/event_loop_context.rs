@@ -15,13 +15,12 @@ async fn another_async_function(arg: &str) -> String {
     format!("[{arg}]")
 }
 
-aiothreads::threaded! {
-    fn thread_with_async_calls() -> String {
-        // The event loop is available automatically.
-        let result1 = sync_await(some_async_function("arg1"));
-        let result2 = wait_coroutine(another_async_function("arg2"));
-        result1 + &result2
-    }
+#[aiothreads::threaded]
+fn thread_with_async_calls() -> String {
+    // The event loop is available automatically.
+    let result1 = sync_await(some_async_function("arg1"));
+    let result2 = wait_coroutine(another_async_function("arg2"));
+    result1 + &result2
 }
 
 // Works seamlessly, on either runtime flavor.

@@ -5,7 +5,7 @@
 //!    async side `get().await`s them, or reads the channel as a `Stream`. When the sender
 //!    goes, the items already sent are delivered, then the channel reports closed; when the
 //!    receiver goes, the next `put` fails and hands the item back.
-//! 2. `blocking_iter(stream, max_size)`: sync code in a `threaded!` job consumes an async
+//! 2. `blocking_iter(stream, max_size)`: sync code in a `#[threaded]` job consumes an async
 //!    `Stream` (here one driven by tokio timers) as a plain `Iterator`; the stream runs on the
 //!    caller's loop.
 
@@ -16,20 +16,22 @@ use std::time::Duration;
 use aiothreads::{ChannelClosed, FromThreadChannel};
 use futures::{Stream, StreamExt};
 
-aiothreads::threaded! {
-    /// Sync code consuming an async stream: sums the readings until one is over the limit.
-    fn sum_until_over(limit: u64, readings: std::pin::Pin<Box<dyn Stream<Item = u64> + Send>>) -> (u64, usize) {
-        let mut sum = 0;
-        let mut seen = 0;
-        for reading in aiothreads::blocking_iter(readings, 4) {
-            seen += 1;
-            if reading > limit {
-                break; // drops the iterator: the stream stops on the loop
-            }
-            sum += reading;
+/// Sync code consuming an async stream: sums the readings until one is over the limit.
+#[aiothreads::threaded]
+fn sum_until_over(
+    limit: u64,
+    readings: std::pin::Pin<Box<dyn Stream<Item = u64> + Send>>,
+) -> (u64, usize) {
+    let mut sum = 0;
+    let mut seen = 0;
+    for reading in aiothreads::blocking_iter(readings, 4) {
+        seen += 1;
+        if reading > limit {
+            break; // drops the iterator: the stream stops on the loop
         }
-        (sum, seen)
+        sum += reading;
     }
+    (sum, seen)
 }
 
 /// An async stream that needs the tokio runtime (its timer): reading `i` is `i * 10`.

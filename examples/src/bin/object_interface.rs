@@ -2,24 +2,22 @@
 //! threaded iterable share one calling pattern.
 //!
 //! In Python the decorated names are wrapper objects (`Threaded`, `ThreadedIterable`); in Rust
-//! they stay functions, and *calling* one gives the wrapper: a `Call` (for `threaded!`) or an
-//! `IterCall` stream (for `threaded_iterable!`), each with `sync_call()`. We print
+//! they stay functions, and *calling* one gives the wrapper: a `Call` (for `#[threaded]`) or an
+//! `IterCall` stream (for `#[threaded_iterable]`), each with `sync_call()`. We print
 //! `std::any::type_name` where the Python prints `type(...)`.
 
 use std::any::type_name_of_val;
 
 use futures::StreamExt;
 
-aiothreads::threaded! {
-    fn sync_function(x: i32) -> String {
-        x.to_string()
-    }
+#[aiothreads::threaded]
+fn sync_function(x: i32) -> String {
+    x.to_string()
 }
 
-aiothreads::threaded_iterable! {
-    fn sync_generator(n: u32) -> impl Iterator<Item = u32> {
-        0..n
-    }
+#[aiothreads::threaded_iterable]
+fn sync_generator(n: u32) -> impl Iterator<Item = u32> {
+    0..n
 }
 
 #[tokio::main(flavor = "current_thread")]

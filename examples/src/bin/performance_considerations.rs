@@ -1,4 +1,4 @@
-//! "Performance Considerations": `threaded_separate!` for long CPU-bound work, `threaded!` for
+//! "Performance Considerations": `#[threaded_separate]` for long CPU-bound work, `#[threaded]` for
 //! I/O-bound work, and the pool size set once for the process —
 //! `loop.set_default_executor(ThreadPoolExecutor(max_workers=10))` becomes
 //! `aiothreads::set_default_pool(Pool::builder().max_threads(10).build())`
@@ -6,8 +6,8 @@
 //!
 //! The I/O of the original (`requests.get(url)`) is simulated with a sleep.
 //!
-//! Rust has no GIL, so CPU-bound work runs in parallel on the pool too: `threaded!` is the
-//! default choice for it as well (bounded by the pool size), `threaded_separate!` is for work
+//! Rust has no GIL, so CPU-bound work runs in parallel on the pool too: `#[threaded]` is the
+//! default choice for it as well (bounded by the pool size), `#[threaded_separate]` is for work
 //! that may run so long it would monopolise a worker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,23 +24,21 @@ fn expensive_cpu_work(data: u64) -> u64 {
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-aiothreads::threaded_separate! {
-    /// For CPU-bound work that may run long: a thread of its own, named `cpu_bound_task`.
-    fn cpu_bound_task(data: u64) -> (u64, String) {
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        (expensive_cpu_work(data), name)
-    }
+/// For CPU-bound work that may run long: a thread of its own, named `cpu_bound_task`.
+#[aiothreads::threaded_separate]
+fn cpu_bound_task(data: u64) -> (u64, String) {
+    let name = std::thread::current().name().unwrap_or("?").to_owned();
+    (expensive_cpu_work(data), name)
 }
 
-aiothreads::threaded! {
-    /// For I/O-bound work the pool is usually sufficient.
-    fn io_bound_task(url: String) -> String {
-        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
-        MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(50)); // the request
-        RUNNING.fetch_sub(1, Ordering::SeqCst);
-        format!("response of {url}")
-    }
+/// For I/O-bound work the pool is usually sufficient.
+#[aiothreads::threaded]
+fn io_bound_task(url: String) -> String {
+    let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(50)); // the request
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    format!("response of {url}")
 }
 
 #[tokio::main(flavor = "current_thread")]

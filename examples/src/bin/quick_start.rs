@@ -2,12 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-aiothreads::threaded! {
-    /// A blocking function that will run in a thread.
-    fn cpu_intensive_task(n: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(100)); // simulate work
-        n * n
-    }
+/// A blocking function that will run in a thread.
+#[aiothreads::threaded]
+fn cpu_intensive_task(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100)); // simulate work
+    n * n
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,11 +1,12 @@
-//! "Separate Thread Generators" and the "Resource Control Warning": `threaded_iterable_separate!`
+//! "Separate Thread Generators" and the "Resource Control Warning": `#[threaded_iterable_separate]`
 //! runs each stream's iterator on a new dedicated thread (named after the function), so many
-//! concurrent streams mean as many threads; `threaded_iterable!` on a pool stays within the
+//! concurrent streams mean as many threads; `#[threaded_iterable]` on a pool stays within the
 //! pool's bound.
 //!
 //! Threads are counted from `/proc/self/task` (Linux); elsewhere the counts are skipped.
-//! Rust-specific caveat shown at the end: a pool stream holds its worker for the stream's whole
-//! life, so streams beyond the pool's size wait until earlier ones end or are closed.
+//! Shown at the end: a pool stream holds no worker while its queue is full (its producer gives
+//! the worker back and is resumed when the consumer makes room), so 20 streams all produce on a
+//! pool of 4 threads.
 
 use std::time::Duration;
 
@@ -19,18 +20,20 @@ fn expensive_operation(i: u64) -> u64 {
     i * 2
 }
 
-aiothreads::threaded_iterable_separate! {
-    #[max_size = 50]
-    /// Runs on a dedicated thread, not on the pool.
-    fn cpu_intensive_generator() -> impl Iterator<Item = u64> {
-        println!("  the generator runs on thread {:?}", std::thread::current().name());
-        (0..1000).map(heavy_computation)
-    }
+/// Runs on a dedicated thread, not on the pool.
+#[aiothreads::threaded_iterable_separate(max_size = 50)]
+fn cpu_intensive_generator() -> impl Iterator<Item = u64> {
+    println!(
+        "  the generator runs on thread {:?}",
+        std::thread::current().name()
+    );
+    (0..1000).map(heavy_computation)
+}
 
-    /// Each stream creates a new thread.
-    fn data_stream() -> impl Iterator<Item = u64> {
-        (0..1_000_000).map(expensive_operation)
-    }
+/// Each stream creates a new thread.
+#[aiothreads::threaded_iterable_separate]
+fn data_stream() -> impl Iterator<Item = u64> {
+    (0..1_000_000).map(expensive_operation)
 }
 
 /// The names of this process's threads (Linux), `None` where `/proc` is not available.
@@ -104,13 +107,14 @@ async fn main() {
     };
     let mut streams: Vec<_> = (0..20).map(|_| safer_data_stream()).collect();
     for s in &mut streams {
-        // Start every stream (submit its producer job); only 4 can run at once.
+        // Start every stream (submit its producer job); 4 producers run at once, each until
+        // its queue of 100 is full.
         let _ = futures::poll!(s.next());
     }
-    // Which streams produce while none is closed: wait until 4 do (or 2 s pass).
+    // Which streams produce while none is closed: wait until all do (or 10 s pass).
     let mut producing = vec![false; streams.len()];
     let start = std::time::Instant::now();
-    while producing.iter().filter(|p| **p).count() < 4 && start.elapsed() < Duration::from_secs(2) {
+    while producing.iter().any(|p| !*p) && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         for (s, p) in streams.iter_mut().zip(&mut producing) {
             if !*p && futures::poll!(s.next()).is_ready() {
@@ -128,13 +132,12 @@ async fn main() {
     if let Some(n) = pooled {
         assert!(n <= 4, "{n} pool threads");
     }
-    // The caveat: a pool stream keeps its worker until it ends, so the other 16 only start
-    // as earlier streams are closed. Take a few items of each, then close it.
+    // Take a few items of each, then close it.
     for (i, s) in streams.iter_mut().enumerate() {
         let got: Vec<u64> = s.by_ref().take(3).collect().await;
         assert_eq!(got.len(), 3, "stream {i}");
         s.close().await.unwrap();
     }
     println!("all 20 pool streams served; {producing} of them produced before any was closed");
-    assert_eq!(producing, 4);
+    assert_eq!(producing, 20, "a full stream gives its worker back");
 }

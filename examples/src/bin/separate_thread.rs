@@ -3,8 +3,8 @@
 //!
 //! The original decorates a generator with `@threaded_separate`; in Rust a generator is an
 //! iterator, and the form that streams it from a dedicated thread is
-//! `threaded_iterable_separate!` (each line reaches the async loop as soon as it is read).
-//! `threaded_separate!` (a plain blocking call on a new thread) is shown too. A real FIFO is made
+//! `#[threaded_iterable_separate]` (each line reaches the async loop as soon as it is read).
+//! `#[threaded_separate]` (a plain blocking call on a new thread) is shown too. A real FIFO is made
 //! with `mkfifo` in a temporary directory; a writer thread plays the other program.
 
 use std::fs::File;
@@ -14,27 +14,28 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-aiothreads::threaded_iterable_separate! {
-    /// Yields the lines of the pipe at `pipe_path`; opening it blocks until a writer connects.
-    fn read_unix_pipe(pipe_path: PathBuf) -> impl Iterator<Item = String> {
-        println!(
-            "  opening the pipe on thread {:?} (blocks until a writer connects)",
-            std::thread::current().name().unwrap_or("?")
-        );
-        let pipe = File::open(&pipe_path).expect("open the FIFO");
-        BufReader::new(pipe)
-            .lines()
-            .map_while(Result::ok)
-            .map(|line| line.trim().to_owned())
-    }
+/// Yields the lines of the pipe at `pipe_path`; opening it blocks until a writer connects.
+#[aiothreads::threaded_iterable_separate]
+fn read_unix_pipe(pipe_path: PathBuf) -> impl Iterator<Item = String> {
+    println!(
+        "  opening the pipe on thread {:?} (blocks until a writer connects)",
+        std::thread::current().name().unwrap_or("?")
+    );
+    let pipe = File::open(&pipe_path).expect("open the FIFO");
+    BufReader::new(pipe)
+        .lines()
+        .map_while(Result::ok)
+        .map(|line| line.trim().to_owned())
 }
 
-aiothreads::threaded_separate! {
-    /// A blocking call that may take a long time: it gets its own thread too.
-    fn wait_for_device(delay_ms: u64) -> String {
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        format!("device ready (on {:?})", std::thread::current().name().unwrap_or("?"))
-    }
+/// A blocking call that may take a long time: it gets its own thread too.
+#[aiothreads::threaded_separate]
+fn wait_for_device(delay_ms: u64) -> String {
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    format!(
+        "device ready (on {:?})",
+        std::thread::current().name().unwrap_or("?")
+    )
 }
 
 #[tokio::main(flavor = "current_thread")]

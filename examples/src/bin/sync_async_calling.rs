@@ -1,5 +1,5 @@
 //! "Sync and Async Calling" and "Type Preservation": every call form has the signature of the
-//! function written in `threaded!`.
+//! function marked `#[threaded]`.
 //!
 //! Python's `*args: str` and `**kwargs: str | int` have no direct Rust form: a Rust function
 //! has a fixed list of typed parameters. The usual translations are a slice or `Vec` for the
@@ -38,29 +38,38 @@ struct Complex {
     kwargs: HashMap<String, StrOrInt>,
 }
 
-aiothreads::threaded! {
-    fn compute(x: i64, y: i64) -> SumProduct {
-        SumProduct { sum: x + y, product: x * y }
+#[aiothreads::threaded]
+fn compute(x: i64, y: i64) -> SumProduct {
+    SumProduct {
+        sum: x + y,
+        product: x * y,
     }
+}
 
-    /// `complex_function(required_arg, optional_arg=None, *args, **kwargs)`.
-    fn complex_function(
-        required_arg: String,
-        optional_arg: Option<i32>,
-        args: Vec<String>,
-        kwargs: HashMap<String, StrOrInt>,
-    ) -> Complex {
-        Complex { required_arg, optional_arg, args, kwargs }
+/// `complex_function(required_arg, optional_arg=None, *args, **kwargs)`.
+#[aiothreads::threaded]
+fn complex_function(
+    required_arg: String,
+    optional_arg: Option<i32>,
+    args: Vec<String>,
+    kwargs: HashMap<String, StrOrInt>,
+) -> Complex {
+    Complex {
+        required_arg,
+        optional_arg,
+        args,
+        kwargs,
     }
+}
 
-    /// The same with the keywords as a struct: typos become compile errors.
-    fn with_options(required_arg: String, options: Options) -> String {
-        format!(
-            "{required_arg}: label={:?} retries={}",
-            options.label,
-            options.retries.unwrap_or(3)
-        )
-    }
+/// The same with the keywords as a struct: typos become compile errors.
+#[aiothreads::threaded]
+fn with_options(required_arg: String, options: Options) -> String {
+    format!(
+        "{required_arg}: label={:?} retries={}",
+        options.label,
+        options.retries.unwrap_or(3)
+    )
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,19 +1,19 @@
-//! The `threaded!` form: a blocking "fetch" and the three ways to call a threaded function.
+//! The `#[threaded]` form: a blocking "fetch" and the three ways to call a threaded function.
 //!
 //! The original fetches URLs with `requests`; here a sleep stands in for the remote server.
 
 use std::time::Duration;
 
-aiothreads::threaded! {
-    /// A blocking request (simulated).
-    fn fetch_url(url: String) -> String {
-        std::thread::sleep(Duration::from_millis(50));
-        format!("<html>contents of {url}</html>")
-    }
+/// A blocking request (simulated).
+#[aiothreads::threaded]
+fn fetch_url(url: String) -> String {
+    std::thread::sleep(Duration::from_millis(50));
+    format!("<html>contents of {url}</html>")
+}
 
-    fn compute(x: i32, y: i32) -> i32 {
-        x + y
-    }
+#[aiothreads::threaded]
+fn compute(x: i32, y: i32) -> i32 {
+    x + y
 }
 
 async fn fetch_multiple() -> Vec<String> {

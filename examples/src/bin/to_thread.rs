@@ -26,7 +26,7 @@ fn sync_function_for_to_thread() -> &'static str {
 
 /// `asyncio.to_thread` stand-in: run `f` on a new OS thread and await its result.
 async fn to_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = aiothreads::core::slot::oneshot();
+    let (tx, rx) = aiothreads::aiothreads_core::slot::oneshot();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });

@@ -1,9 +1,11 @@
 //! Type safety: argument and result types of a threaded function are checked statically.
 
-aiothreads::threaded! {
-    fn process_numbers(numbers: Vec<i32>, multiplier: f64) -> Vec<f64> {
-        numbers.into_iter().map(|n| f64::from(n) * multiplier).collect()
-    }
+#[aiothreads::threaded]
+fn process_numbers(numbers: Vec<i32>, multiplier: f64) -> Vec<f64> {
+    numbers
+        .into_iter()
+        .map(|n| f64::from(n) * multiplier)
+        .collect()
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -30,22 +30,19 @@ fn expensive_data_source() -> impl Iterator<Item = u64> {
     })
 }
 
-aiothreads::threaded! {
-    fn mixed_sync_async() -> &'static str {
-        let sync_result = blocking_operation();
-        // Calling async code from the thread: the sleep runs on the caller's tokio runtime
-        // (it needs tokio's timer), this thread blocks until it completes.
-        aiothreads::sync_await(tokio::time::sleep(Duration::from_millis(100)));
-        sync_result
-    }
+#[aiothreads::threaded]
+fn mixed_sync_async() -> &'static str {
+    let sync_result = blocking_operation();
+    // Calling async code from the thread: the sleep runs on the caller's tokio runtime
+    // (it needs tokio's timer), this thread blocks until it completes.
+    aiothreads::sync_await(tokio::time::sleep(Duration::from_millis(100)));
+    sync_result
 }
 
-aiothreads::threaded_iterable! {
-    #[max_size = 100]
-    fn data_stream() -> impl Iterator<Item = u64> {
-        // Automatic backpressure control: at most 100 items wait in the queue.
-        expensive_data_source()
-    }
+#[aiothreads::threaded_iterable(max_size = 100)]
+fn data_stream() -> impl Iterator<Item = u64> {
+    // Automatic backpressure control: at most 100 items wait in the queue.
+    expensive_data_source()
 }
 
 async fn with_to_thread() -> u64 {

@@ -1,0 +1,6 @@
+#[aiothreads::threaded]
+async fn fetch() -> u32 {
+    1
+}
+
+fn main() {}
