@@ -108,8 +108,8 @@ where
 /// - [`on`](Self::on) picks a pool, [`separate`](Self::separate) a new thread,
 ///   [`name`](Self::name) that thread's name, [`stack_size`](Self::stack_size) its stack.
 ///
-/// The function must be `Unpin` to be awaited directly (closures are, unless they capture a
-/// pinned-only value such as an `async` block; `.call()` has no such bound).
+/// A `Call` is `Unpin` whatever its function: the function is never pinned (it is moved to
+/// its thread at the first poll).
 ///
 /// # Examples
 /// ```
@@ -335,7 +335,10 @@ impl<F: BlockingFn> Call<F> {
     }
 }
 
-impl<F: BlockingFn + Unpin> Future for Call<F> {
+// The function is only ever moved, never pinned: nothing relies on `Call`'s address.
+impl<F: BlockingFn> Unpin for Call<F> {}
+
+impl<F: BlockingFn> Future for Call<F> {
     type Output = F::Output;
 
     /// Submits on the first poll (after a place in a bounded queue is granted), then polls the

@@ -760,10 +760,10 @@ impl<F: IterFn> Drop for IterCall<F> {
     }
 }
 
-impl<F: IterFn> Stream for IterCall<F>
-where
-    F: Unpin,
-{
+// The function is only ever moved (to its thread, at the first poll), never pinned.
+impl<F: IterFn> Unpin for IterCall<F> {}
+
+impl<F: IterFn> Stream for IterCall<F> {
     type Item = F::Item;
 
     /// # Panics
@@ -818,7 +818,7 @@ impl<F: IterFn> TryIterCall<F> {
     }
 }
 
-impl<F: IterFn + Unpin> Stream for TryIterCall<F> {
+impl<F: IterFn> Stream for TryIterCall<F> {
     type Item = Result<F::Item, JoinError>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().inner.poll_item(cx)

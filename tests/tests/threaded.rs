@@ -462,3 +462,32 @@ fn idle_threads_exit_after_keep_alive() {
         assert_eq!(futures::executor::block_on(pool.spawn(|| 5)), 5);
     });
 }
+
+/// A `Call` is a `Future` whatever its function captures (a `!Unpin` value included), and
+/// works with the combinators that take futures.
+#[test]
+fn calls_are_futures_for_combinators() {
+    on_all_executors(|_| async {
+        let pinned_only = std::marker::PhantomPinned;
+        let call = aiothreads::Call::new(move || {
+            let _keep = &pinned_only;
+            1
+        });
+        let (a, b) = futures::join!(call, aiothreads::Call::new(|| 2));
+        assert_eq!(a + b, 3);
+        let mut unordered: futures::stream::FuturesUnordered<_> = (0..10u32)
+            .map(|i| aiothreads::Call::new(move || i))
+            .collect();
+        let mut sum = 0;
+        while let Some(v) = futures::StreamExt::next(&mut unordered).await {
+            sum += v;
+        }
+        assert_eq!(sum, 45);
+        let buffered: Vec<u32> = futures::StreamExt::collect(futures::StreamExt::buffered(
+            futures::stream::iter((0..5u32).map(|i| aiothreads::Call::new(move || i * i))),
+            2,
+        ))
+        .await;
+        assert_eq!(buffered, [0, 1, 4, 9, 16]);
+    });
+}
