@@ -368,16 +368,7 @@ impl Loop {
             // waiter gets `SenderGone`.
         };
         self.spawn(task).map_err(|_| SyncAwaitError::LoopGone)?;
-        let mut rx = rx;
-        let result = with_parker(|parker, waker| {
-            let mut cx = Context::from_waker(waker);
-            loop {
-                if let Poll::Ready(result) = Pin::new(&mut rx).poll(&mut cx) {
-                    return result;
-                }
-                parker.park_after_spin(crate::backoff::spin_budget());
-            }
-        });
+        let result = wait_here(&mut { rx });
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(payload)) => Err(SyncAwaitError::Panicked(payload)),
@@ -401,19 +392,24 @@ where
         let mut fut = pin!(fut);
         poll_fn(|cx| context.enter(|| fut.as_mut().poll(cx))).await
     };
-    let mut join = handle.spawn(task);
-    let result = with_parker(|parker, waker| {
-        let mut cx = Context::from_waker(waker);
-        loop {
-            if let Poll::Ready(result) = Pin::new(&mut join).poll(&mut cx) {
-                return result;
-            }
-            parker.park_after_spin(crate::backoff::spin_budget());
-        }
-    });
+    let result = wait_here(&mut handle.spawn(task));
     match result {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => Err(SyncAwaitError::Panicked(e.into_panic())),
         Err(_) => Err(SyncAwaitError::LoopGone),
     }
+}
+
+/// Blocks this thread until `fut` (a handle on the loop's work) is ready: spin for the crate's
+/// budget, then park (the misuse check was made by the caller).
+fn wait_here<F: Future + Unpin>(fut: &mut F) -> F::Output {
+    with_parker(|parker, waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(out) = Pin::new(&mut *fut).poll(&mut cx) {
+                return out;
+            }
+            parker.park_after_spin(crate::backoff::spin_budget());
+        }
+    })
 }
