@@ -67,8 +67,9 @@
 //! a [`JoinError`] instead). **Dropping a handle cancels the job** (a queued job never runs, a
 //! running one sees [`is_cancelled`]), as in smol — `let _ = f().call();` does not run `f`;
 //! [`JoinHandle::detach`] lets it run unobserved, as a dropped tokio handle would.
-//! The pool spins briefly before parking so that back-to-back calls cost well under a
-//! microsecond of latency, and one heap allocation per call.
+//! Pool workers spin briefly (an adaptive, time-budgeted spin) before they park, so that
+//! back-to-back calls rarely pay for waking a worker; a call costs one heap allocation, and
+//! awaiting it never busy-waits on the executor's thread.
 //!
 //! ## Calling async code from threads
 //! From a thread that may block — a `threaded` worker, a tokio `spawn_blocking` closure, a
