@@ -64,6 +64,29 @@ fn round_robin<S: Stream<Item = u64> + Unpin>(
     (timing, peak.saturating_sub(before))
 }
 
+/// Records one contender's throughput and threads gained for `n` streams.
+fn record(r: &mut Report, n: usize, contender: &str, mops: f64, threads: usize) {
+    let case = "stream/slow-consumers";
+    r.add_point(
+        case,
+        "streams",
+        n as f64,
+        contender,
+        "throughput",
+        "M items/s",
+        &[mops],
+    );
+    r.add_point(
+        &format!("{case} threads"),
+        "streams",
+        n as f64,
+        contender,
+        "threads gained",
+        "threads",
+        &[threads as f64],
+    );
+}
+
 pub fn run(r: &mut Report) {
     let total: u64 = size(640_000, 64_000);
     let pool = aiothreads::Pool::builder().max_threads(4).build();
@@ -79,24 +102,7 @@ pub fn run(r: &mut Report) {
             })
             .collect();
         let (t, peak) = round_robin(ours, per, before);
-        r.add_point(
-            "stream/slow-consumers",
-            "streams",
-            n as f64,
-            "aiothreads (4-thread pool)",
-            "throughput",
-            "M items/s",
-            &[t.mops(items)],
-        );
-        r.add_point(
-            "stream/slow-consumers threads",
-            "streams",
-            n as f64,
-            "aiothreads (4-thread pool)",
-            "threads gained",
-            "threads",
-            &[peak as f64],
-        );
+        record(r, n, "aiothreads (4-thread pool)", t.mops(items), peak);
         if n > 100 {
             continue;
         }
@@ -105,24 +111,7 @@ pub fn run(r: &mut Report) {
             .map(|_| blocking::Unblock::with_capacity(BOUND, 0..per))
             .collect();
         let (t, peak) = round_robin(unblock, per, before);
-        r.add_point(
-            "stream/slow-consumers",
-            "streams",
-            n as f64,
-            "blocking::Unblock",
-            "throughput",
-            "M items/s",
-            &[t.mops(items)],
-        );
-        r.add_point(
-            "stream/slow-consumers threads",
-            "streams",
-            n as f64,
-            "blocking::Unblock",
-            "threads gained",
-            "threads",
-            &[peak as f64],
-        );
+        record(r, n, "blocking::Unblock", t.mops(items), peak);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -142,24 +131,7 @@ pub fn run(r: &mut Report) {
             })
             .collect();
         let (t, peak) = round_robin(tokio_streams, per, before);
-        r.add_point(
-            "stream/slow-consumers",
-            "streams",
-            n as f64,
-            "tokio spawn_blocking + mpsc",
-            "throughput",
-            "M items/s",
-            &[t.mops(items)],
-        );
-        r.add_point(
-            "stream/slow-consumers threads",
-            "streams",
-            n as f64,
-            "tokio spawn_blocking + mpsc",
-            "threads gained",
-            "threads",
-            &[peak as f64],
-        );
+        record(r, n, "tokio spawn_blocking + mpsc", t.mops(items), peak);
         drop(rt);
     }
 }
