@@ -54,6 +54,7 @@ pub(crate) fn spin_budget() -> Duration {
 /// Measures this machine's sleep/wake cycle once per process; the first caller does it (about
 /// 15 × 1–60 µs), later callers return at once. Called by a pool worker that is idle anyway.
 pub(crate) fn calibrate() {
+    // Relaxed: only elects one measuring thread; nothing is published through the flag.
     if cfg!(miri) || CALIBRATING.swap(true, Ordering::Relaxed) {
         return;
     }

@@ -419,6 +419,7 @@ impl Shared {
 
     /// Records whether a spin would have paid: one step up or down of the score.
     fn score(&self, won: bool) {
+        // Relaxed: a heuristic score; no data is published through it.
         let _ = self
             .spin_score
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| match won {

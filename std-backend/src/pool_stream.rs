@@ -303,6 +303,8 @@ where
     /// learns it through the ring's close (which wakes a parked one back onto a worker) and
     /// drops its iterator there.
     fn withdraw(&self) {
+        // Relaxed: a hint for `is_cancelled()` and the runner's check; the ring's close (and
+        // the stage mutex) is what orders the ending.
         self.consumer_gone.store(true, Ordering::Relaxed);
         let work = {
             let mut stage = self.lock();
