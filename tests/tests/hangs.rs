@@ -148,16 +148,24 @@ fn stream_starts_on_a_full_bounded_pool() {
 }
 
 /// Item 3: `close()` of a stream whose producer is still queued cancels it like `drop`: the
-/// function never runs, and `close()` resolves at once — also when every worker is held by a
-/// parked producer of another stream owned by the same task.
+/// function never runs, and `close()` resolves at once, while the pool's only worker is busy.
+/// (The old deadlock — every worker held by a parked producer of another stream of the same
+/// task — cannot arise any more: a backpressured pool producer holds no worker, see
+/// `streams_hold_no_thread.rs`.)
 #[test]
 fn close_of_a_queued_producer_runs_nothing_and_does_not_wait() {
     on_every_executor(|| async {
         let pool = Pool::builder().max_threads(1).build();
-        // Stream A holds the only worker: its producer parks on a full ring.
-        let mut a = IterCall::new(|| 0u64..).max_size(1).on(&pool);
-        assert_eq!(a.next().await, Some(0));
-        // Stream B is queued behind it.
+        // A blocking job holds the only worker (a backpressured stream would not: its
+        // producer gives the worker back), so stream B's producer stays queued.
+        let release = Flag::default();
+        let (r, running) = (release.clone(), Flag::default());
+        let started = running.clone();
+        let holder = pool.spawn(move || {
+            started.open();
+            r.wait();
+        });
+        running.wait();
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         let mut b = IterCall::new(move || {
@@ -171,9 +179,9 @@ fn close_of_a_queued_producer_runs_nothing_and_does_not_wait() {
         assert!(start.elapsed() < Duration::from_secs(5), "close() waited");
         assert!(!ran.load(SeqCst), "the queued producer ran");
         assert_eq!(b.next().await, None);
-        // The pool is not held by B: A's consumer still gets its items.
-        assert_eq!(a.next().await, Some(1));
-        a.close().await.unwrap();
+        release.open();
+        holder.await;
+        assert!(!ran.load(SeqCst), "the withdrawn producer ran later");
     });
 }
 
