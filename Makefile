@@ -97,6 +97,8 @@ minimal:
 	$(CARGO) check -p aiothreads --no-default-features
 	@if $(CARGO) tree -p aiothreads --no-default-features -e normal,build --prefix none \
 	  --format '{p}' | grep -q '^syn '; then echo "syn is in the minimal build"; exit 1; fi
+	@if $(CARGO) tree -p aiothreads --no-default-features -e normal,build --prefix none \
+	  --format '{p}' | grep -q '^rustix '; then echo "rustix is in the minimal build"; exit 1; fi
 
 # Every example runs and exits 0 (the demo included); the last line each prints is shown.
 examples:

@@ -69,7 +69,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use aiothreads_core::park;
-use aiothreads_core::ring::{self, Consumer, Producer};
+use aiothreads_core::ring::{Consumer, Producer};
 use aiothreads_core::slot::Slot;
 use aiothreads_core::take::TakeCell;
 use futures_core::Stream;
@@ -606,7 +606,7 @@ impl<F: IterFn> IterCall<F> {
 
     /// Makes the ring (one allocation).
     fn make_ring(&self) -> (Producer<'static, F::Item>, Consumer<'static, F::Item>) {
-        match ring::try_with_capacity(self.capacity()) {
+        match crate::barrier::stream_ring(self.capacity()) {
             Ok(halves) => halves,
             Err(e) => panic!("threaded iterable: {e}"),
         }

@@ -122,6 +122,12 @@
 //!
 //! ## Features
 //! - `macros` (default): the four attribute macros (crate `aiothreads-macros`).
+//! - `membarrier` (default; Linux and Android, crate `rustix`): the producer of a stream or
+//!   thread channel checks for a sleeping consumer without a memory fence per item; the
+//!   consumer pays `membarrier(PRIVATE_EXPEDITED)` (an interrupt to each CPU running a thread
+//!   of the process) when it goes to sleep. Turn it off for real-time threads that must not
+//!   take such interrupts; without it (or where the kernel refuses the call) every ring uses
+//!   the fence per item.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
 //!   (any other executor works through [`Loop::from_spawner`] with no feature).
@@ -167,6 +173,7 @@ pub use sync_await::{
 
 mod admission;
 mod backoff;
+mod barrier;
 mod call;
 mod cancel;
 mod channel;

@@ -171,6 +171,11 @@ impl<'a, T> Consumer<'a, T> {
         // either our re-check below sees the producer's newer `tail` / `closed`, or the
         // producer sees `rx_waiting == true` and wakes us.
         fence(Ordering::SeqCst);
+        if let Some(barrier) = s.heavy_barrier {
+            // Asymmetric protocol (`barrier.rs`): the producer's `notify_consumer` has no
+            // fence; this barrier orders its `tail` store or its `rx_waiting` load for it.
+            barrier();
+        }
         match self.pop() {
             Ok(value) => {
                 self.raw

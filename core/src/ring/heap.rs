@@ -13,7 +13,7 @@ use core::alloc::Layout;
 use core::fmt;
 use core::ptr::NonNull;
 
-use super::{halves, Consumer, Header, Producer, Raw, Slot};
+use super::{halves, Consumer, Header, HeavyBarrier, Producer, Raw, Slot};
 
 /// `loom`'s `Arc` in the loom build (so that the reference count is modelled too), else the
 /// standard one, or `portable-atomic-util`'s where `alloc::sync` does not exist (see `sync`).
@@ -83,14 +83,50 @@ fn new_slots<T>(capacity: usize) -> Option<Box<[Slot<T>]>> {
 pub fn try_with_capacity<T>(
     capacity: usize,
 ) -> Result<(Producer<'static, T>, Consumer<'static, T>), CapacityError> {
+    make(capacity, None)
+}
+
+/// Like [`try_with_capacity`], with the asymmetric consumer wake-up protocol: the producer's
+/// notifying pushes ([`try_send`](Producer::try_send), [`notify_consumer`](Producer::notify_consumer),
+/// the batch pushes) execute no fence, and the consumer calls `barrier` each time it is about
+/// to sleep on an empty ring. Worth it when the producer pushes far more often than the
+/// consumer sleeps (a busy stream); see [`HeavyBarrier`] for the contract and the costs.
+///
+/// # Errors
+/// As [`try_with_capacity`].
+///
+/// # Examples
+/// ```
+/// use aiothreads_core::ring::{self, HeavyBarrier};
+///
+/// // A barrier that keeps the contract on any system: a `SeqCst` fence on a ring whose
+/// // producer and consumer are on the same thread. Real ones come from the OS (Linux
+/// // `membarrier`); the `aiothreads` crate provides one.
+/// let barrier = HeavyBarrier::new(|| std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst));
+/// let (mut tx, mut rx) = ring::try_with_capacity_asymmetric::<u32>(8, barrier).unwrap();
+/// futures::executor::block_on(async {
+///     tx.try_send(7).unwrap();
+///     assert_eq!(rx.recv().await, Some(7));
+/// });
+/// ```
+pub fn try_with_capacity_asymmetric<T>(
+    capacity: usize,
+    barrier: HeavyBarrier,
+) -> Result<(Producer<'static, T>, Consumer<'static, T>), CapacityError> {
+    make(capacity, Some(barrier))
+}
+
+fn make<T>(
+    capacity: usize,
+    barrier: Option<HeavyBarrier>,
+) -> Result<(Producer<'static, T>, Consumer<'static, T>), CapacityError> {
     if capacity == 0 || capacity > usize::MAX / 2 || Layout::array::<Slot<T>>(capacity).is_err() {
         return Err(CapacityError { capacity });
     }
     let slots = new_slots(capacity).ok_or(CapacityError { capacity })?;
-    let storage = Arc::new(Storage {
-        header: Header::new(),
-        slots,
-    });
+    let mut header = Header::new();
+    header.signals.0.heavy_barrier = barrier.map(HeavyBarrier::function);
+    let storage = Arc::new(Storage { header, slots });
     storage.header.reopen();
     // SAFETY: each half owns an `Arc` of the storage, which keeps the pointers of `raw` valid;
     // this is the only pair of halves made for it.

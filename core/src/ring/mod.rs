@@ -120,20 +120,25 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
+use core::sync::atomic::compiler_fence;
 
 use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell};
 
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+mod barrier;
 mod batch;
 mod error;
 mod future;
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 mod heap;
 
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+pub use barrier::HeavyBarrier;
 pub use batch::Drain;
 pub use error::{Closed, PopError, PushError};
 pub use future::{Recv, Send};
 #[cfg(any(feature = "alloc", aiothreads_loom))]
-pub use heap::{try_with_capacity, with_capacity, CapacityError};
+pub use heap::{try_with_capacity, try_with_capacity_asymmetric, with_capacity, CapacityError};
 
 /// One slot of the ring: initialised exactly when its position is in `head .. tail`.
 type Slot<T> = UnsafeCell<MaybeUninit<T>>;
@@ -176,6 +181,9 @@ struct Signals {
     rx_waker: AtomicWaker,
     /// The waiting producer's waker.
     tx_waker: AtomicWaker,
+    /// The consumer's heavy barrier of the asymmetric wake-up protocol (see `barrier.rs`), or
+    /// `None` for the symmetric one. Set when the ring is made, never changed afterwards.
+    heavy_barrier: Option<fn()>,
 }
 
 impl Header {
@@ -192,6 +200,7 @@ impl Header {
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
+                heavy_barrier: None,
             }),
         }
     }
@@ -209,6 +218,7 @@ impl Header {
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
+                heavy_barrier: None,
             }),
         }
     }
@@ -720,9 +730,16 @@ impl<T> Producer<'_, T> {
     #[inline]
     pub fn notify_consumer(&self) {
         let s = &self.raw.header().signals;
-        // Pairs with the fence in `Consumer::poll_recv` (Dekker): either the consumer's re-check
-        // of `tail` sees our last Release store of `tail`, or we see its `rx_waiting` store.
-        fence(Ordering::SeqCst);
+        if s.heavy_barrier.is_none() {
+            // Pairs with the fence in `Consumer::poll_recv` (Dekker): either the consumer's
+            // re-check of `tail` sees our last Release store of `tail`, or we see its
+            // `rx_waiting` store.
+            fence(Ordering::SeqCst);
+        } else {
+            // Asymmetric protocol (`barrier.rs`): the consumer's heavy barrier stands in for
+            // our fence; only the compiler must keep the `tail` store before the load below.
+            compiler_fence(Ordering::SeqCst);
+        }
         if s.rx_waiting.load(Ordering::Relaxed) && s.rx_waiting.swap(false, Ordering::Relaxed) {
             s.rx_waker.wake();
         }
