@@ -242,8 +242,13 @@ fn peers(report: &mut Report) {
         false,
         &mut [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f],
     );
+    let protocol = if aiothreads::__private::asymmetric_stream_rings() {
+        "no fence per item (membarrier)"
+    } else {
+        "a fence per item"
+    };
     let case = format!(
-        "stream: {n} u64 from an iterator on a thread to an async consumer, max_size {BOUND}"
+        "stream: {n} u64 from an iterator on a thread to an async consumer, max_size {BOUND}, producer pays {protocol}"
     );
     let mut rates = Vec::new();
     let mut wakes = Vec::new();

@@ -149,6 +149,12 @@ pub use aiothreads_macros::{
 pub mod __private {
     pub use crate::{Call, IterCall, IterFn};
 
+    /// Whether stream rings use the asymmetric wake-up protocol (`membarrier`); for the
+    /// benchmark's report.
+    pub fn asymmetric_stream_rings() -> bool {
+        crate::barrier::heavy_barrier().is_some()
+    }
+
     /// Fails to compile, at the argument's type, unless a value of `T` can cross to another
     /// thread: the attribute macros call it for every argument of a threaded function.
     #[inline(always)]
