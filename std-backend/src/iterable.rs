@@ -35,8 +35,9 @@
 //!
 //! # Cost per item (the hot path)
 //! Producer: one `Iterator::next`, a room check on its cached limit, one ring push (no atomic
-//! RMW: one Release store of the tail), one `SeqCst` fence and one relaxed load to learn
-//! whether the consumer sleeps.
+//! RMW: one Release store of the tail) and one relaxed load to learn whether the consumer
+//! sleeps, with no fence where the feature `membarrier` works (Linux, Android: the consumer
+//! pays a `membarrier` call when it goes to sleep instead), else one `SeqCst` fence.
 //! Consumer: one ring pop (one Release store of the head). Wake-ups: the consumer is woken
 //! only after it found the ring empty and registered its waker; the producer only after it
 //! found the ring full, and then once per half ring. No allocation per item.
@@ -231,8 +232,9 @@ impl Target {
 ///   (loop handle, [`ContextVar`](crate::ContextVar)s), like a `threaded` call.
 ///
 /// # Cost per item
-/// Producer: one `Iterator::next`, one ring push (one Release store, no atomic RMW), one
-/// fence and one relaxed load to learn whether the consumer sleeps. Consumer: one ring pop.
+/// Producer: one `Iterator::next`, one ring push (one Release store, no atomic RMW) and one
+/// relaxed load to learn whether the consumer sleeps (plus a fence per item where the
+/// `membarrier` feature is off or refused). Consumer: one ring pop.
 /// Wake-ups happen only for a side that sleeps: the consumer after it found the ring empty
 /// (it never spins in `poll_next`), the producer after it found the ring full, then once per
 /// half ring. No allocation per item.
@@ -743,7 +745,8 @@ impl<F: IterFn> IterCall<F> {
 ///
 /// Cost per item: one `Iterator::next`, the ring's `poll_ready` check (a relaxed load and a
 /// compare on the producer's cached limit), one push (one Release store, no atomic RMW) and
-/// the wake-up check of the consumer (a fence and a relaxed load). Parks only on a full ring.
+/// the wake-up check of the consumer (a relaxed load; plus a fence without `membarrier`).
+/// Parks only on a full ring.
 fn produce<F: IterFn>(f: F, tx: &mut Producer<'static, F::Item>) {
     let parker = ThreadParker::new();
     let mut iter = f.make();
