@@ -725,6 +725,10 @@ impl EnterGuard {
     /// tokio's `on_thread_start`, the start of a thread you spawn to run a smol executor), so
     /// that misuse detection works on those threads as on tokio's.
     ///
+    /// The thread's state holds a clone of the loop from then on: a loop whose handle owns
+    /// what keeps its threads running (the sending half of their queue, say) is kept alive by
+    /// them, so stop such threads by other means than dropping the loop.
+    ///
     /// # Panics
     /// If a guard entered after this one on this thread still lives (keep the innermost
     /// guard); the guard is then dropped, restoring as a drop would.
