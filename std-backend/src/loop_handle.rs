@@ -211,10 +211,12 @@ thread_local! {
 
 /// What [`Loop::enter`] changed on a thread, besides the current loop.
 struct Entered {
-    /// Identities of the entered loops that cannot tell their threads apart, innermost last:
-    /// the loops this thread drives. A list, not one slot, so that entering a second loop
-    /// inside the first does not make the thread forget that it still drives the first.
-    marks: Vec<usize>,
+    /// The entered loops that cannot tell their threads apart, each once, innermost last: the
+    /// loops this thread drives. A list, not one slot, so that entering a second loop inside
+    /// the first does not make the thread forget that it still drives the first. Clones, not
+    /// addresses: a marked loop stays allocated, so no later loop can reuse its address and
+    /// be taken for it.
+    marks: Vec<Loop>,
     /// Ids of the live [`EnterGuard`]s, in creation order (the innermost last).
     guards: Vec<u64>,
     /// The id of the thread's latest guard (ids are never reused: a guard ended by an
@@ -388,8 +390,10 @@ impl Loop {
     /// loop (`sync_await(async move { sleep(d).await })`). `threaded` workers and
     /// [`Snapshot::scope`](crate::Snapshot::scope) enter it for you.
     ///
-    /// Cost: two thread-local accesses and one reference-count increment; the thread's lists
-    /// of entered loops allocate only when it first holds more guards at once than ever before.
+    /// Cost: two thread-local accesses and two reference-count increments (the loop made
+    /// current, the mark); the thread's lists of entered loops allocate only when it first
+    /// holds more guards at once than ever before. Dropping the guard: four thread-local
+    /// accesses, one more per mark it removes.
     ///
     /// # Examples
     /// A thread that runs a smol executor:
@@ -420,8 +424,9 @@ impl Loop {
             .try_with(|e| {
                 let mut e = e.borrow_mut();
                 let marks = e.marks.len();
-                if identity != 0 {
-                    e.marks.push(identity);
+                // Marked once: entering a loop again (inside, or kept again) adds nothing.
+                if identity != 0 && !e.marks.iter().any(|m| m.identity() == identity) {
+                    e.marks.push(self.clone());
                 }
                 e.last_id += 1;
                 let id = e.last_id;
@@ -496,7 +501,7 @@ impl Loop {
             Inner::Dyn(h) => h.drives_current_thread().unwrap_or_else(|| {
                 let identity = self.identity();
                 ENTERED
-                    .try_with(|e| e.borrow().marks.contains(&identity))
+                    .try_with(|e| e.borrow().marks.iter().any(|m| m.identity() == identity))
                     .unwrap_or(false)
             }),
             #[cfg(feature = "tokio")]
@@ -699,13 +704,22 @@ impl Saved {
     fn restore(self, at: usize) {
         let ours = replace_current(self.prev);
         if let Some((_, marks)) = self.entered {
-            let _ = ENTERED.try_with(|e| {
+            let _ = ENTERED.try_with(|e| e.borrow_mut().guards.truncate(at));
+            // The marks made since the guard's own list length (one per guard at most): popped
+            // one at a time, each dropped out of the borrow, as dropping a loop may run a
+            // handle's own `Drop`. No allocation.
+            while let Ok(Some(mark)) = ENTERED.try_with(|e| {
                 let mut e = e.borrow_mut();
-                e.marks.truncate(marks);
-                e.guards.truncate(at);
-            });
+                if e.marks.len() > marks {
+                    e.marks.pop()
+                } else {
+                    None
+                }
+            }) {
+                drop(mark);
+            }
         }
-        // Last: dropping a loop may run a handle's own `Drop`.
+        // Last, for the same reason.
         drop(ours);
     }
 

@@ -314,6 +314,43 @@ fn a_guard_outlives_the_loop_value_it_came_from() {
     });
 }
 
+/// A loop whose handle, when the last clone goes, enters another loop (code that runs while
+/// a guard restores the thread: the guard must not hold the thread's state borrowed then).
+#[derive(Debug)]
+struct EntersWhenDropped(mpsc::Sender<bool>);
+
+impl LoopHandle for EntersWhenDropped {
+    fn spawn_boxed(&self, _fut: BoxFuture) -> Result<(), SpawnError> {
+        Err(SpawnError::new("never runs anything"))
+    }
+}
+
+impl Drop for EntersWhenDropped {
+    fn drop(&mut self) {
+        let other = thread_per_task();
+        let guard = other.enter();
+        let tied = other.drives_current_thread();
+        drop(guard);
+        let _ = self.0.send(tied && !other.drives_current_thread());
+    }
+}
+
+#[test]
+fn the_last_clone_dropped_by_a_guard_may_run_code_that_enters() {
+    bounded("drop runs code", || {
+        let (tx, rx) = mpsc::channel();
+        let guard = Loop::new(EntersWhenDropped(tx)).enter(); // the guard holds the last clones
+        assert!(rx.try_recv().is_err(), "alive while entered");
+        drop(guard);
+        assert_eq!(
+            rx.try_recv(),
+            Ok(true),
+            "dropped by the guard, and entered cleanly"
+        );
+        assert!(Loop::current().is_none());
+    });
+}
+
 #[test]
 fn dropping_an_outer_guard_first_panics_and_ends_the_inner_one() {
     bounded("out of order", || {
