@@ -6,7 +6,7 @@
 //!
 //! The details are on [`Loop`].
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::future::Future;
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -84,7 +84,8 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 
     /// Whether the calling thread drives this loop: `Some(true)` if it does (blocking it on
     /// the loop would hang), `Some(false)` if it certainly does not, `None` (the default) if the
-    /// handle can't tell — then the mark set by [`Loop::enter_driver`] decides.
+    /// handle can't tell — then [`Loop::enter`] decides (a thread that has the loop entered
+    /// drives it).
     fn drives_current_thread(&self) -> Option<bool> {
         None
     }
@@ -96,9 +97,9 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 ///
 /// # Finding the current loop
 /// [`Loop::current`] looks, in order, at
-/// 1. the thread-local current loop: set by [`Loop::enter`] (scoped),
-///    [`set_current_loop`] (for a whole thread, e.g. from an executor's thread-start hook),
-///    and by `threaded` workers, which install the loop captured when the call was made;
+/// 1. the thread-local current loop: set by [`Loop::enter`] (scoped, or for a whole thread
+///    with [`EnterGuard::keep`]), by [`set_current_loop`], and by `threaded` workers, which
+///    install the loop captured when the call was made;
 /// 2. with the `tokio` feature, `tokio::runtime::Handle::try_current()`: inside a tokio
 ///    runtime nothing needs to be set up.
 ///
@@ -119,10 +120,15 @@ pub trait LoopHandle: fmt::Debug + Send + Sync + 'static {
 ///   a worker inside `block_in_place` are allowed, as is the thread inside
 ///   `block_on` of a *multi-thread* runtime (the workers run the future).
 /// - **other executors** ([`Loop::from_spawner`], [`LoopHandle`]): a handle may answer itself
-///   ([`LoopHandle::drives_current_thread`]); otherwise the threads that run the executor
-///   must say so with [`Loop::enter_driver`]. Without that mark a misuse on such a thread
-///   is not detected and blocks: [`Loop::enter`] alone (no mark) on an executor's own thread
-///   still lets `sync_await` hang there, since nothing else tells that thread apart.
+///   ([`LoopHandle::drives_current_thread`]); otherwise a thread drives the loop while it has
+///   the loop *entered* ([`Loop::enter`]; scoped, or for good with [`EnterGuard::keep`] from
+///   an executor's thread-start hook). Entering is the one way to tie a thread to a loop:
+///   enter the loop on the threads that run its executor (its current loop is needed there
+///   anyway, for the `threaded` calls made there to find it), and blocking waits on it there
+///   are refused instead of hanging. A thread that only *waits* on a loop does not enter
+///   it: it calls [`Loop::sync_await`] with the loop, or is a `threaded` worker, or sets the
+///   loop with [`set_current_loop`] (which ties nothing). Not detected: an executor's thread
+///   that did not enter the loop (nothing tells it apart).
 ///
 /// Not detected by anything: waiting on a loop that nobody drives (a current-thread runtime
 /// whose `block_on` has returned but which is not dropped yet, an executor whose `run` nobody
@@ -197,8 +203,25 @@ impl<F: Fn(BoxFuture) + Send + Sync + 'static> LoopHandle for FnSpawner<F> {
 thread_local! {
     /// The thread's current loop (see [`Loop::current`]).
     static CURRENT: Cell<Option<Loop>> = const { Cell::new(None) };
-    /// Identity of the loop this thread drives, as marked by [`Loop::enter_driver`]; 0: none.
-    static DRIVING: Cell<usize> = const { Cell::new(0) };
+    /// The loops this thread has entered and the guards that will restore them.
+    static ENTERED: RefCell<Entered> = const {
+        RefCell::new(Entered { marks: Vec::new(), guards: Vec::new(), last_id: 0 })
+    };
+}
+
+/// What [`Loop::enter`] changed on a thread, besides the current loop.
+struct Entered {
+    /// The entered loops that cannot tell their threads apart, each once, innermost last: the
+    /// loops this thread drives. A list, not one slot, so that entering a second loop inside
+    /// the first does not make the thread forget that it still drives the first. Clones, not
+    /// addresses: a marked loop stays allocated, so no later loop can reuse its address and
+    /// be taken for it.
+    marks: Vec<Loop>,
+    /// Ids of the live [`EnterGuard`]s, in creation order (the innermost last).
+    guards: Vec<u64>,
+    /// The id of the thread's latest guard (ids are never reused: a guard ended by an
+    /// enclosing one can't be mistaken for a later one).
+    last_id: u64,
 }
 
 impl Loop {
@@ -237,8 +260,8 @@ impl Loop {
     /// `futures::executor::ThreadPool::spawn_ok`, and tokio without the feature
     /// (`move |f| { handle.spawn(f); }`).
     ///
-    /// Misuse on the executor's own threads is detected only on threads marked with
-    /// [`Loop::enter_driver`].
+    /// Misuse on the executor's own threads is detected only on threads that entered the loop
+    /// ([`Loop::enter`]).
     ///
     /// # Examples
     /// ```
@@ -266,8 +289,9 @@ impl Loop {
     /// `async-executor`). `Loop::from(executor)` does the same. Futures are spawned on it and
     /// detached; they run while some thread runs the executor (`ex.run(..)`). The loop keeps
     /// the executor alive, so a `sync_await` on it waits until some thread runs it (an
-    /// executor that nobody runs cannot be told from a busy one). Mark the threads that run
-    /// it with [`Loop::enter_driver`] so that `sync_await` there fails instead of hanging.
+    /// executor that nobody runs cannot be told from a busy one). Enter the loop
+    /// ([`Loop::enter`]) on the threads that run it, so that `sync_await` there fails instead
+    /// of hanging.
     ///
     /// # Examples
     /// ```
@@ -336,30 +360,91 @@ impl Loop {
         None
     }
 
-    /// Makes this the current thread's loop until the guard is dropped (the previous one is
-    /// restored then). For a tokio loop it also enters the runtime's context (as
-    /// `Handle::enter` does), so tokio constructors such as `tokio::time::sleep` work here.
-    /// Does *not* mark the thread as driving the loop: use it on threads that want to
-    /// `sync_await` on it.
+    /// Ties this thread to the loop until the guard is dropped: the loop becomes the current
+    /// one, and the thread counts as one that drives it. The previous state is restored when
+    /// the guard is dropped; [`EnterGuard::keep`] keeps it for the thread's life instead (an
+    /// executor's thread-start hook).
+    ///
+    /// This is the one way to say "this thread belongs to that loop". What follows from it:
+    /// - [`Loop::current`] is this loop: `sync_await`, `blocking_iter` and the `threaded`
+    ///   calls made here (which capture the loop for their workers) use it;
+    /// - a blocking wait *on this loop* here is refused with
+    ///   [`SyncAwaitError::WouldDeadlock`](crate::SyncAwaitError::WouldDeadlock), never left
+    ///   to hang — unless the loop itself tells its threads apart: a tokio loop (its scheduler
+    ///   threads are found exactly, so a plain thread that entered one may block on it) or a
+    ///   [`LoopHandle`] whose [`drives_current_thread`](LoopHandle::drives_current_thread)
+    ///   answers. Waits on other loops are not affected.
+    ///
+    /// So enter a loop on the threads that run its executor. A thread that wants to *block* on
+    /// a loop it does not run does not enter it: it passes the loop ([`Loop::sync_await`],
+    /// [`sync_wait_coroutine`](crate::sync_wait_coroutine)), or is a `threaded` worker, or
+    /// sets the loop with [`set_current_loop`] (which ties nothing).
+    ///
+    /// The guard owns what it restores (it borrows nothing): it may outlive this `Loop` value.
+    /// It is not `Send`; guards of one thread are dropped in the reverse order of their creation
+    /// (see [`EnterGuard`]).
+    ///
+    /// A tokio loop's guard does not enter tokio's own context (tokio's guard borrows its
+    /// handle, which an owned guard cannot): to create tokio futures such as
+    /// `tokio::time::sleep(..)` on this thread, also hold `handle.enter()`, or create them on the
+    /// loop (`sync_await(async move { sleep(d).await })`). `threaded` workers and
+    /// [`Snapshot::scope`](crate::Snapshot::scope) enter it for you.
+    ///
+    /// Cost: two thread-local accesses and two reference-count increments (the loop made
+    /// current, the mark); the thread's lists of entered loops allocate only when it first
+    /// holds more guards at once than ever before. Dropping the guard: four thread-local
+    /// accesses, one more per mark it removes.
     ///
     /// # Examples
+    /// A thread that runs a smol executor:
     /// ```
-    /// let lp = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
-    /// {
-    ///     let _guard = lp.enter();
-    ///     // `sync_await` here runs on `lp`.
-    ///     assert_eq!(aiothreads::sync_await(async { 1 }), 1);
-    /// }
-    /// assert!(aiothreads::Loop::current().is_none());
+    /// use std::sync::Arc;
+    /// use aiothreads::{Loop, SyncAwaitError};
+    ///
+    /// let ex = Arc::new(smol::Executor::new());
+    /// let lp = Loop::from_spawner({
+    ///     let ex = Arc::clone(&ex);
+    ///     move |fut| ex.spawn(fut).detach()
+    /// });
+    /// let _guard = lp.enter(); // this thread runs `ex`
+    /// smol::block_on(ex.run(async {
+    ///     // A `threaded` call made here finds the loop: its `sync_await` runs on `ex`.
+    ///     let n = aiothreads::spawn(|| aiothreads::sync_await(async { 20 + 1 })).await;
+    ///     assert_eq!(n, 21);
+    ///     // Blocking this thread on `ex` would hang (nothing else runs it): refused.
+    ///     let refused = aiothreads::try_sync_await(async { 1 });
+    ///     assert!(matches!(refused, Err(SyncAwaitError::WouldDeadlock)));
+    /// }));
     /// ```
-    pub fn enter(&self) -> EnterGuard<'_> {
-        self.enter_inner(None)
+    pub fn enter(&self) -> EnterGuard {
+        // Tokio loops find their threads exactly (identity 0): no mark.
+        let identity = self.identity();
+        // `None`: the thread's locals are being destroyed; the guard will restore nothing.
+        let entered = ENTERED
+            .try_with(|e| {
+                let mut e = e.borrow_mut();
+                let marks = e.marks.len();
+                // Marked once: entering a loop again (inside, or kept again) adds nothing.
+                if identity != 0 && !e.marks.iter().any(|m| m.identity() == identity) {
+                    e.marks.push(self.clone());
+                }
+                e.last_id += 1;
+                let id = e.last_id;
+                e.guards.push(id);
+                (id, marks)
+            })
+            .ok();
+        EnterGuard {
+            saved: Some(Saved {
+                prev: replace_current(Some(self.clone())),
+                entered,
+            }),
+            _not_send: PhantomData,
+        }
     }
 
-    /// Like [`Loop::enter`], and also marks the current thread as one that drives this loop,
-    /// so that `sync_await` on it here fails with `WouldDeadlock` instead of hanging. Call it
-    /// on the thread(s) that run an executor given by [`Loop::from_spawner`]; tokio needs
-    /// no mark.
+    /// The same as [`Loop::enter`], under its former name (from when `enter` made the loop
+    /// current without tying the thread to it, and only this form did both).
     ///
     /// # Examples
     /// ```
@@ -368,18 +453,8 @@ impl Loop {
     /// let _driver = lp.enter_driver(); // say, this thread runs the executor
     /// assert!(matches!(aiothreads::try_sync_await(async { 1 }), Err(SyncAwaitError::WouldDeadlock)));
     /// ```
-    pub fn enter_driver(&self) -> EnterGuard<'_> {
-        self.enter_inner(DRIVING.try_with(|d| d.replace(self.identity())).ok())
-    }
-
-    fn enter_inner(&self, prev_driving: Option<usize>) -> EnterGuard<'_> {
-        EnterGuard {
-            prev: replace_current(Some(self.clone())),
-            prev_driving,
-            #[cfg(feature = "tokio")]
-            _runtime: self.tokio_handle().map(tokio::runtime::Handle::enter),
-            _not_send: PhantomData,
-        }
+    pub fn enter_driver(&self) -> EnterGuard {
+        self.enter()
     }
 
     /// Spawns `fut` on the loop without waiting for it.
@@ -424,8 +499,9 @@ impl Loop {
     pub fn drives_current_thread(&self) -> bool {
         match &self.inner {
             Inner::Dyn(h) => h.drives_current_thread().unwrap_or_else(|| {
-                DRIVING
-                    .try_with(|d| d.get() == self.identity())
+                let identity = self.identity();
+                ENTERED
+                    .try_with(|e| e.borrow().marks.iter().any(|m| m.identity() == identity))
                     .unwrap_or(false)
             }),
             #[cfg(feature = "tokio")]
@@ -486,11 +562,14 @@ impl From<tokio::runtime::Handle> for Loop {
     }
 }
 
-/// Whether the current thread drives *some* loop: it is marked with [`Loop::enter_driver`]
-/// (for any loop), or (feature `tokio`) it runs the scheduler of the tokio runtime whose
-/// context it is in. Used by the misuse check of waits that run on this thread.
+/// Whether the current thread drives *some* loop: it has entered one that cannot tell its
+/// threads apart ([`Loop::enter`]), or (feature `tokio`) it runs the scheduler of the tokio
+/// runtime whose context it is in. Used by the misuse check of waits that run on this thread.
 pub(crate) fn drives_some_loop() -> bool {
-    DRIVING.try_with(|d| d.get() != 0).unwrap_or(false) || runs_tokio_scheduler()
+    ENTERED
+        .try_with(|e| !e.borrow().marks.is_empty())
+        .unwrap_or(false)
+        || runs_tokio_scheduler()
 }
 
 /// Whether the current thread runs the scheduler of the tokio runtime whose context it is in
@@ -509,8 +588,13 @@ pub(crate) fn replace_current(lp: Option<Loop>) -> Option<Loop> {
 }
 
 /// Sets (or with `None` clears) the current thread's loop for good, returning the previous
-/// one. Meant for an executor's thread-start hook, e.g. tokio's `on_thread_start` (which is
-/// not needed with the `tokio` feature) or the threads running a smol executor.
+/// one. It sets only the current loop: it does not tie the thread to the loop as
+/// [`Loop::enter`] does, so a blocking wait on the loop here is not refused. Meant for a
+/// thread that *waits* on a loop it does not run (a thread of your own that calls
+/// `sync_await`); on the threads that run the loop's executor use `lp.enter().keep()`
+/// ([`EnterGuard::keep`]) instead, so that a blocking wait there fails rather than hangs.
+///
+/// Inside a guard's scope, the guard restores what it replaced when dropped, undoing this.
 ///
 /// # Examples
 /// ```
@@ -525,43 +609,209 @@ pub fn set_current_loop(lp: Option<Loop>) -> Option<Loop> {
     replace_current(lp)
 }
 
-/// Restores the previous current loop (and driver mark, and tokio context) when dropped.
-/// Returned by [`Loop::enter`] and [`Loop::enter_driver`]; guards must be dropped on the
-/// thread that made them, in the reverse order of creation.
+/// The panic message of an [`EnterGuard`] dropped while a guard made after it on the same
+/// thread still lives.
+const OUT_OF_ORDER: &str = "aiothreads: an `EnterGuard` was dropped while a guard entered after \
+     it on this thread still lives; drop a thread's guards in the reverse order of their \
+     creation (the inner guards are ended too)";
+
+/// The panic message of [`EnterGuard::keep`] on a guard that is not the innermost one.
+const KEEP_NOT_INNERMOST: &str = "aiothreads: `EnterGuard::keep` on a guard that is not the \
+     innermost one of this thread; keep the innermost guard, or drop the inner ones first";
+
+/// Ends a [`Loop::enter`]: restores, when dropped, the current loop and the driver marks that
+/// the entering replaced.
+///
+/// It owns what it restores and borrows nothing: it may outlive the `Loop` value it came from
+/// and be stored anywhere on the thread. It is not `Send`: what it restores is its thread's.
+///
+/// # Drop order
+/// A thread's guards are dropped in the reverse order of their creation, as scopes drop
+/// them (in a struct holding two guards, declare the inner one first: fields drop in
+/// declaration order). A guard restores exactly what it replaced, so an enclosing guard
+/// also undoes what was set inside its scope: [`set_current_loop`] calls, guards kept with
+/// [`EnterGuard::keep`]. Dropping a guard while one entered after it still lives ends that
+/// one too (the thread is back to the state before the dropped guard; the later guard then
+/// restores nothing) and panics with a message saying so — unless the thread is already
+/// panicking.
 ///
 /// # Examples
+/// Nested guards, one of which outlives its `Loop` value:
 /// ```
-/// let outer = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
-/// let inner = aiothreads::Loop::from_spawner(|f| { std::thread::spawn(|| aiothreads::block_on(f)); });
-/// let first: aiothreads::EnterGuard<'_> = outer.enter();
-/// {
-///     let _second = inner.enter();
-///     assert_eq!(aiothreads::sync_await(async { 2 }), 2); // runs on `inner`
-/// } // `outer` is current again
+/// use aiothreads::Loop;
+/// let spawner = |f| { std::thread::spawn(|| aiothreads::block_on(f)); };
+/// let outer = Loop::from_spawner(spawner);
+/// let first: aiothreads::EnterGuard = outer.enter();
+/// let second = {
+///     let inner = Loop::from_spawner(spawner);
+///     inner.enter() // `inner` is dropped here; the guard and the current loop live on
+/// };
+/// let current = Loop::current().unwrap();
+/// assert!(!current.same_loop(&outer));
+/// assert!(current.drives_current_thread() && outer.drives_current_thread());
+/// drop(second); // `outer` is current again
+/// assert!(Loop::current().unwrap().same_loop(&outer));
 /// drop(first);
-/// assert!(aiothreads::Loop::current().is_none());
+/// assert!(Loop::current().is_none() && !outer.drives_current_thread());
 /// ```
-#[must_use = "the loop is current only while the guard lives"]
-pub struct EnterGuard<'a> {
-    prev: Option<Loop>,
-    prev_driving: Option<usize>,
-    /// Dropped after `Drop::drop` restored the thread-locals above.
-    #[cfg(feature = "tokio")]
-    _runtime: Option<tokio::runtime::EnterGuard<'a>>,
-    _not_send: PhantomData<(Rc<()>, &'a Loop)>,
+#[must_use = "the thread is tied to the loop only while the guard lives (or use `keep`)"]
+pub struct EnterGuard {
+    /// What to restore; `None` once restored or kept.
+    saved: Option<Saved>,
+    /// The thread-locals restored are this thread's.
+    _not_send: PhantomData<Rc<()>>,
 }
 
-impl fmt::Debug for EnterGuard<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnterGuard").finish_non_exhaustive()
+/// The state a guard replaced.
+struct Saved {
+    /// The previous current loop.
+    prev: Option<Loop>,
+    /// The guard's id and the length of the thread's list of marks before the guard's own;
+    /// `None` if the thread's locals were gone when it was made.
+    entered: Option<(u64, usize)>,
+}
+
+/// Where a guard stands among its thread's live guards.
+enum Place {
+    /// It is the innermost live guard, at this index of `Entered::guards`.
+    Innermost(usize),
+    /// Guards made after it still live; it is at this index.
+    Outer(usize),
+    /// An enclosing guard has restored past it already (or the thread's locals are gone).
+    Ended,
+}
+
+impl Saved {
+    fn place(&self) -> Place {
+        let Some((id, _)) = self.entered else {
+            return Place::Ended;
+        };
+        ENTERED
+            .try_with(|e| {
+                let guards = &e.borrow().guards;
+                // The innermost guard is the last one: found at once in the normal case.
+                match guards.iter().rposition(|&g| g == id) {
+                    Some(at) if at + 1 == guards.len() => Place::Innermost(at),
+                    Some(at) => Place::Outer(at),
+                    None => Place::Ended,
+                }
+            })
+            .unwrap_or(Place::Ended)
+    }
+
+    /// Puts the thread back as it was before the guard (at index `at`), ending any guard made
+    /// after it.
+    fn restore(self, at: usize) {
+        let ours = replace_current(self.prev);
+        if let Some((_, marks)) = self.entered {
+            let _ = ENTERED.try_with(|e| e.borrow_mut().guards.truncate(at));
+            // The marks made since the guard's own list length (one per guard at most): popped
+            // one at a time, each dropped out of the borrow, as dropping a loop may run a
+            // handle's own `Drop`. No allocation.
+            while let Ok(Some(mark)) = ENTERED.try_with(|e| {
+                let mut e = e.borrow_mut();
+                if e.marks.len() > marks {
+                    e.marks.pop()
+                } else {
+                    None
+                }
+            }) {
+                drop(mark);
+            }
+        }
+        // Last, for the same reason.
+        drop(ours);
+    }
+
+    /// Leaves the thread as it is, as if the guard's scope were the thread's whole life; the
+    /// guard (the innermost, at index `at`) is no longer live.
+    fn forget(self, at: usize) {
+        let _ = ENTERED.try_with(|e| e.borrow_mut().guards.truncate(at));
+        drop(self.prev);
     }
 }
 
-impl Drop for EnterGuard<'_> {
+impl EnterGuard {
+    /// Ends the guard without restoring anything: the thread stays tied to the loop for good
+    /// (until an enclosing guard, if any, restores what it replaced). The owned form of
+    /// [`Loop::enter`] for threads that an executor starts and runs itself — call it from the
+    /// executor's thread-start hook (`futures::executor::ThreadPoolBuilder::after_start`,
+    /// tokio's `on_thread_start`, the start of a thread you spawn to run a smol executor), so
+    /// that misuse detection works on those threads as on tokio's.
+    ///
+    /// The thread's state holds a clone of the loop from then on: a loop whose handle owns
+    /// what keeps its threads running (the sending half of their queue, say) is kept alive by
+    /// them, so stop such threads by other means than dropping the loop.
+    ///
+    /// # Panics
+    /// If a guard entered after this one on this thread still lives (keep the innermost
+    /// guard); the guard is then dropped, restoring as a drop would.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, OnceLock};
+    /// use aiothreads::{Loop, SyncAwaitError};
+    ///
+    /// // A thread pool whose threads enter its loop when they start.
+    /// let pool: Arc<OnceLock<futures::executor::ThreadPool>> = Arc::default();
+    /// let lp = Loop::from_spawner({
+    ///     let pool = Arc::clone(&pool);
+    ///     move |fut| pool.get().expect("the pool").spawn_ok(fut)
+    /// });
+    /// let hook_loop = lp.clone();
+    /// let built = futures::executor::ThreadPool::builder()
+    ///     .pool_size(1)
+    ///     .after_start(move |_| hook_loop.enter().keep())
+    ///     .create()
+    ///     .unwrap();
+    /// pool.set(built).ok().unwrap();
+    ///
+    /// // From a plain thread: runs on the pool.
+    /// assert_eq!(lp.sync_await(async { 1 }), 1);
+    /// // On the pool's own thread: refused, not hung (its only thread would wait for itself).
+    /// let on_pool = lp.sync_await(async { aiothreads::try_sync_await(async { 2 }) });
+    /// assert!(matches!(on_pool, Err(SyncAwaitError::WouldDeadlock)));
+    /// ```
+    pub fn keep(mut self) {
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
+        match saved.place() {
+            Place::Innermost(at) => saved.forget(at),
+            Place::Outer(_) => {
+                self.saved = Some(saved);
+                panic!("{KEEP_NOT_INNERMOST}");
+            }
+            Place::Ended => drop(saved),
+        }
+    }
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard")
+            .field(
+                "id",
+                &self.saved.as_ref().and_then(|s| s.entered).map(|e| e.0),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for EnterGuard {
     fn drop(&mut self) {
-        replace_current(self.prev.take());
-        if let Some(prev) = self.prev_driving {
-            let _ = DRIVING.try_with(|d| d.set(prev));
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
+        match saved.place() {
+            Place::Innermost(at) => saved.restore(at),
+            Place::Outer(at) => {
+                saved.restore(at);
+                if !std::thread::panicking() {
+                    panic!("{OUT_OF_ORDER}");
+                }
+            }
+            Place::Ended => drop(saved),
         }
     }
 }

@@ -54,10 +54,10 @@ impl fmt::Display for WouldDeadlock {
 ///
 /// - `Some(lp)`: the wait is for a task on `lp`; refused when this thread drives `lp`
 ///   ([`Loop::drives_current_thread`]: a tokio scheduler thread of that runtime, or a thread
-///   marked with [`Loop::enter_driver`]).
+///   that entered `lp` with [`Loop::enter`]).
 /// - `None`: the wait is driven on this thread with `block_on` (no loop known); refused when
-///   this thread drives *some* loop (a tokio scheduler thread, or one marked with
-///   `enter_driver`), whose tasks the future may be waiting for.
+///   this thread drives *some* loop (a tokio scheduler thread, or one that entered a loop),
+///   whose tasks the future may be waiting for.
 ///
 /// Cost: a thread-local read for marked loops; for tokio, `Handle::try_current` and one poll
 /// of `yield_now` with a flag waker (one small allocation). Call it only when the caller is
@@ -78,8 +78,8 @@ pub(crate) fn check_may_block(lp: Option<&Loop>) -> Result<(), WouldDeadlock> {
 }
 
 /// Whether the public `block_on` may park this thread: refused on a thread that runs a tokio
-/// runtime's scheduler (where tokio's own `block_on` refuses too). Threads marked with
-/// `enter_driver` are not refused: `block_on` may be what drives their executor.
+/// runtime's scheduler (where tokio's own `block_on` refuses too). Threads that
+/// entered a loop are not refused: `block_on` may be what drives their executor.
 ///
 /// # Errors
 /// [`WouldDeadlock`] on a tokio scheduler thread.
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(check_may_block(None), Ok(()));
         let lp = Loop::from_spawner(drop);
         assert_eq!(check_may_block(Some(&lp)), Ok(()));
-        let _driver = lp.enter_driver();
+        let _driver = lp.enter();
         assert_eq!(check_may_block(Some(&lp)), Err(WouldDeadlock));
         assert_eq!(check_may_block(None), Err(WouldDeadlock));
     }

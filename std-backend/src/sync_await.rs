@@ -17,7 +17,7 @@
 //!
 //! # Tokio constructors
 //! Some tokio futures need the runtime's context when they are *created* (`tokio::time::sleep`
-//! panics with "no reactor running" otherwise). `threaded` workers, [`Loop::enter`] and
+//! panics with "no reactor running" otherwise). `threaded` workers and
 //! [`Snapshot::scope`](crate::Snapshot::scope) of a tokio loop enter that context, so
 //! `sync_await(tokio::time::sleep(d))` works there. On other threads, create the future on the
 //! loop: `sync_await(async move { tokio::time::sleep(d).await })`, or
@@ -167,16 +167,16 @@ fn unwrap_or_raise<T>(result: Result<T, SyncAwaitError>) -> T {
 /// Runs `fut` on the current [`Loop`] and blocks this thread until it completes.
 ///
 /// Call it from a thread that may block: a `threaded` worker (which knows its caller's loop),
-/// a tokio `spawn_blocking` thread, a thread with [`Loop::enter`] or
-/// [`Snapshot::scope`](crate::Snapshot::scope). With no loop known it runs the future here
+/// a tokio `spawn_blocking` thread, a thread with [`set_current_loop`](crate::set_current_loop)
+/// or [`Snapshot::scope`](crate::Snapshot::scope). With no loop known it runs the future here
 /// with [`block_on`] — fine for futures that need no reactor; use [`try_sync_await`] to get
 /// an error instead.
 ///
 /// # Panics
 /// - At once, with the [`SyncAwaitError::WouldDeadlock`] reason, if this thread drives the
 ///   loop (you are on the loop: use `.await`). With no loop known, if the future is pending at
-///   its first poll and this thread drives some loop (a tokio scheduler thread, or one marked
-///   with [`Loop::enter_driver`]), whose tasks it may be waiting for.
+///   its first poll and this thread drives some loop (a tokio scheduler thread, or one
+///   that entered a loop with [`Loop::enter`]), whose tasks it may be waiting for.
 /// - With the [`SyncAwaitError::LoopGone`] reason if the loop shut down before the future
 ///   finished.
 /// - A panic of the future is re-raised here (its original payload).
