@@ -124,12 +124,14 @@ use core::ptr::NonNull;
 use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell};
 
 mod batch;
+mod closer;
 mod error;
 mod future;
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 mod heap;
 
 pub use batch::Drain;
+pub use closer::Closer;
 pub use error::{Closed, PopError, PushError};
 pub use future::{Recv, Send};
 #[cfg(any(feature = "alloc", aiothreads_loom))]
