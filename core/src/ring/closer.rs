@@ -87,7 +87,7 @@ impl<'a, T> Producer<'a, T> {
     pub fn closer(&self) -> Closer<'a, T> {
         Closer {
             header: self.raw.header,
-            _owner: self._owner.clone(),
+            _owner: share(&self._owner),
             _borrow: PhantomData,
         }
     }
@@ -118,11 +118,18 @@ impl<T> Closer<'_, T> {
     }
 }
 
+/// Another owner of the same storage: an `Arc` clone for heap rings, else the `PhantomData`
+/// (which is `Copy` in a build without `alloc`, hence the `allow`).
+#[allow(clippy::clone_on_copy)]
+fn share<T>(owner: &Owner<T>) -> Owner<T> {
+    owner.clone()
+}
+
 impl<T> Clone for Closer<'_, T> {
     fn clone(&self) -> Self {
         Self {
             header: self.header,
-            _owner: self._owner.clone(),
+            _owner: share(&self._owner),
             _borrow: PhantomData,
         }
     }
@@ -138,6 +145,7 @@ impl<T> fmt::Debug for Closer<'_, T> {
 
 #[cfg(all(test, not(aiothreads_loom)))]
 mod tests {
+    extern crate alloc;
     extern crate std;
 
     use super::super::{PopError, PushError, Ring};
@@ -177,12 +185,12 @@ mod tests {
     #[test]
     fn close_wakes_blocked_producer() {
         struct ThreadPark(thread::Thread);
-        impl std::task::Wake for ThreadPark {
-            fn wake(self: std::sync::Arc<Self>) {
+        impl alloc::task::Wake for ThreadPark {
+            fn wake(self: alloc::sync::Arc<Self>) {
                 self.0.unpark();
             }
         }
-        impl crate::park::Park for std::sync::Arc<ThreadPark> {
+        impl crate::park::Park for alloc::sync::Arc<ThreadPark> {
             fn waker(&self) -> core::task::Waker {
                 core::task::Waker::from(self.clone())
             }
@@ -196,7 +204,7 @@ mod tests {
         let closer = tx.closer();
         let got = thread::scope(|s| {
             let producer = s.spawn(move || {
-                let parker = std::sync::Arc::new(ThreadPark(thread::current()));
+                let parker = alloc::sync::Arc::new(ThreadPark(thread::current()));
                 tx.push_blocking(1, &parker, 0)
             });
             closer.close();
