@@ -227,7 +227,11 @@ mod tests {
         drop(tx);
         drop(rx);
         assert!(closer.is_closed());
-        assert_eq!(drops.load(SeqCst), 0, "the storage is still owned by the closer");
+        assert_eq!(
+            drops.load(SeqCst),
+            0,
+            "the storage is still owned by the closer"
+        );
         closer.close();
         drop(closer);
         assert_eq!(drops.load(SeqCst), 1);
