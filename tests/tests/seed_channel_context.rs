@@ -246,12 +246,8 @@ fn test_threaded_generator_exception() {
     on_every_executor(|| async {
         for deco in DECOS {
             let arange = |count: u32| {
-                (0..count + 1).map(move |i| {
-                    if i == count {
-                        panic!("ZeroDivisionError");
-                    }
-                    i
-                })
+                // `yield from range(count)`, then `raise ZeroDivisionError`.
+                (0..count).chain(std::iter::from_fn(|| panic!("ZeroDivisionError")))
             };
             let arange = match deco {
                 Deco::Pool => threaded_iterable(arange),
