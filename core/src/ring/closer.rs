@@ -43,9 +43,11 @@ use crate::sync::Ordering;
 /// handler (a store, a fence and two waker calls).
 ///
 /// A push running on another thread *at the same moment* as `close` is not ordered against
-/// it: it may succeed and its item be left in the ring after the consumer saw the end (see
-/// the [source module docs](self) for the argument). Pushes that happen before the close
-/// (e.g. on the closing thread, or ordered by a lock) are delivered.
+/// it: it may succeed and its item be left in the ring after the consumer saw the end (it is
+/// then dropped with the ring, exactly once). Pushes that happen before the close (on the
+/// closing thread, or ordered by a lock) are delivered. Closing beside the producer never
+/// breaks the ring: the handle touches only the `closed` flag and the waker cells, never a
+/// slot or a position (the full argument is in the source).
 ///
 /// # Examples
 /// ```
