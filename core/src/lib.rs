@@ -98,6 +98,8 @@
 //!   `close_wakes_waiting_consumer`, `both_sides_waiting`;
 //! - ring producer wake-up (lazy half-ring checkpoint): `pop_wakes_waiting_producer_cap2`,
 //!   `lazy_checkpoint_wakes_waiting_producer_cap4`, `close_wakes_waiting_producer`;
+//! - [`ring::Closer`] (close from a third thread, waking both sides): `closer_wakes_waiting_producer`,
+//!   `closer_wakes_waiting_consumer`, `closer_races_pushes`;
 //! - slot state bits (`WRITING`/`READY`/`TAKEN`/`RX_CLOSED`/`TX_GONE`) and its waker:
 //!   `send_wakes_waiting_receiver`, `abandon_wakes_waiting_receiver`,
 //!   `send_vs_close_exactly_once`, `receive_vs_close_exactly_once`;

@@ -3,20 +3,23 @@
 //!
 //! Both are the core's bounded SPSC ring with a thread parker on the blocking side and a
 //! waker on the async side: no lock, no allocation per item, a wake-up only for a side that
-//! sleeps (see [`aiothreads_core::ring`]).
+//! sleeps (see [`aiothreads_core::ring`]). A cloned [`ThreadSender`] (many producer threads)
+//! shares the ring's one producer behind a mutex.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::iter::FusedIterator;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
+use aiothreads_core::park;
+use aiothreads_core::ring::{self, Closer, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
 use crate::block_on::block_on_checked;
@@ -24,11 +27,30 @@ use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
 use crate::{Loop, SyncAwaitError};
 
+// The cloned sender's mutex and gate word come from loom under `--cfg aiothreads_loom`, so the
+// model at the end of this file checks the protocol that ships.
+#[cfg(aiothreads_loom)]
+use loom::sync::{atomic::AtomicU8, Mutex as TxMutex};
+#[cfg(not(aiothreads_loom))]
+use std::sync::{atomic::AtomicU8, Mutex as TxMutex};
+
 /// The thread side of a [`FromThreadChannel`]: a blocking `put` with backpressure.
 ///
-/// One producer: the sender is `Send` (move it to the thread that produces) but not `Clone`
-/// or `Sync` — the ring underneath is single-producer. Dropping it (or [`close`](Self::close))
-/// ends the stream after the items already sent.
+/// The sender is `Send` (move it to the thread that produces) but not `Sync`. For several
+/// producer threads, [`clone`](Clone::clone) it: one clone per thread, as with
+/// `std::sync::mpsc::Sender`. The receiver sees the end after the items already sent, once
+/// every clone is dropped or any clone called [`close`](Self::close).
+///
+/// # Cost of sharing
+/// A sender that was never cloned owns the ring's single producer: `put` is the ring's
+/// `try_send` (no lock, no read-modify-write unless the receiver sleeps). The first `clone`
+/// moves the producer behind a mutex shared by all clones (one allocation, once); from then on
+/// every `put` of every clone also pays an uncontended lock and unlock (two atomic
+/// read-modify-writes) and two on a flag word that orders puts against another clone's
+/// `close` (four in all), and concurrent puts take turns: a producer that finds the mutex
+/// taken sleeps until it is free. A `put` waiting for room on a full channel holds the mutex,
+/// so the other clones' `put`s wait behind it (in the order the mutex lets them in); `close`
+/// and `is_closed` never take it.
 ///
 /// # Examples
 /// ```
@@ -44,11 +66,49 @@ use crate::{Loop, SyncAwaitError};
 /// assert_eq!(all, (0..10).collect::<Vec<_>>());
 /// producer.join().unwrap();
 /// ```
+///
+/// Many producers, each with its own clone:
+/// ```
+/// use futures::StreamExt;
+///
+/// let (tx, rx) = aiothreads::FromThreadChannel::new(4);
+/// let producers: Vec<_> = (0..3)
+///     .map(|p| {
+///         let mut tx = tx.clone();
+///         std::thread::spawn(move || {
+///             for i in 0..5 {
+///                 tx.put(p * 100 + i).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// drop(tx); // the stream ends when the last clone is gone
+/// let mut all: Vec<i32> = futures::executor::block_on(rx.collect());
+/// all.sort();
+/// assert_eq!(all.len(), 15);
+/// assert_eq!(all[..5], [0, 1, 2, 3, 4]);
+/// for p in producers {
+///     p.join().unwrap();
+/// }
+/// ```
 pub struct ThreadSender<T> {
-    tx: Producer<'static, T>,
+    /// The producer, owned or shared. `Some` except inside [`Clone::clone`], which is the
+    /// only place that borrows it mutably through `&self` (the sender is not `Sync`, so no
+    /// other access can overlap); `put` reaches it with `get_mut`, at no cost.
+    mode: RefCell<Option<Mode<T>>>,
     /// Where the receiver last waited: `put` refuses to block that thread.
     seat: Arc<ReceiverSeat>,
 }
+
+/// How a [`ThreadSender`] holds the ring's producer.
+enum Mode<T> {
+    /// Never cloned: this sender owns the producer (the fast path).
+    Single(Producer<'static, T>),
+    /// Cloned: every clone shares the producer.
+    Shared(Arc<SharedTx<T>>),
+}
+
+const MODE_MOVED: &str = "ThreadSender: producer is moving (only inside `clone`)";
 
 /// The async side of a thread-to-async channel: `get().await`, or use it as a `Stream`.
 ///
@@ -116,7 +176,7 @@ impl<T: Send + 'static> FromThreadChannel<T> {
         let seat = Arc::new(ReceiverSeat::default());
         (
             ThreadSender {
-                tx,
+                mode: RefCell::new(Some(Mode::Single(tx))),
                 seat: Arc::clone(&seat),
             },
             FromThreadChannel {
@@ -334,7 +394,9 @@ impl<T> fmt::Debug for Get<'_, T> {
 impl<T> ThreadSender<T> {
     /// Sends `item`, blocking this thread while the channel is full (backpressure).
     ///
-    /// The parker is made only when the channel is full (one allocation per wait).
+    /// The parker is made only when the channel is full (one allocation per wait). A clone's
+    /// `put` costs more (see [Cost of sharing](Self#cost-of-sharing)) and also waits while
+    /// another clone's `put` is in progress.
     ///
     /// # Misuse check
     /// Before it blocks on a full channel, `put` checks that the receiver is not drained by
@@ -344,15 +406,17 @@ impl<T> ThreadSender<T> {
     /// receiver that last waited on this thread is run by this thread's executor, which cannot
     /// drain the channel while `put` blocks it. Not seen: a receiver that has not waited yet.
     /// Falsely refused: a receiver moved to another thread after waiting here, and not polled
-    /// there yet.
+    /// there yet. A clone's `put` also checks before it waits for another clone's `put` in
+    /// progress (which may itself wait for room that only this thread can make), so on the
+    /// receiver's thread it is refused then even if that other `put` would have finished.
     ///
     /// # Errors
-    /// Hands `item` back in [`ChannelClosed`] once the receiver has gone, including when it
-    /// leaves while this call waits.
+    /// Hands `item` back in [`ChannelClosed`] once the receiver has gone or a clone called
+    /// [`close`](Self::close), including when that happens while this call waits.
     ///
     /// # Panics
-    /// With the [`SyncAwaitError::WouldDeadlock`] reason, at once, if the channel is full and
-    /// the receiver last waited on this thread (see above); `item` is dropped.
+    /// With the [`SyncAwaitError::WouldDeadlock`] reason, at once, if this call would have to
+    /// wait and the receiver last waited on this thread (see above); `item` is dropped.
     ///
     /// # Examples
     /// On the thread that runs the receiver's task, a full channel is refused, not hung:
@@ -374,43 +438,268 @@ impl<T> ThreadSender<T> {
     /// ```
     #[track_caller]
     pub fn put(&mut self, item: T) -> Result<(), ChannelClosed<T>> {
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
-            Err(PushError::Full(item)) => {
-                if let Err(refused) = self.seat.check_may_block() {
-                    drop(item);
-                    refused.raise();
-                }
-                let parker = ThreadParker::new();
-                self.tx.push_blocking(item, &parker, 0)
-            }
+        match self.mode.get_mut() {
+            Some(Mode::Single(tx)) => put_single(tx, &self.seat, item),
+            Some(Mode::Shared(shared)) => shared.put(&self.seat, item),
+            None => unreachable!("{MODE_MOVED}"),
         }
     }
 
     /// Sends `item` if there is room now.
     ///
     /// # Errors
-    /// [`PushError::Full`] or [`PushError::Closed`], with the item.
+    /// [`PushError::Full`] or [`PushError::Closed`], with the item. A clone also gets `Full`
+    /// while another clone's `put` is in progress (it does not wait for it).
     pub fn try_put(&mut self, item: T) -> Result<(), PushError<T>> {
-        self.tx.try_send(item)
+        match self.mode.get_mut() {
+            Some(Mode::Single(tx)) => tx.try_send(item),
+            Some(Mode::Shared(shared)) => shared.try_put(item),
+            None => unreachable!("{MODE_MOVED}"),
+        }
     }
 
-    /// Ends the stream: the receiver gets the items already sent, then the end.
+    /// Ends the stream for every clone: the receiver gets the items already sent, then the
+    /// end; later `put`s of every clone fail with the item back, and a clone's `put` waiting
+    /// on a full channel returns `Err` at once. Never waits (not even for a clone's `put` in
+    /// progress). Idempotent.
+    ///
+    /// # Examples
+    /// ```
+    /// let (tx, mut rx) = aiothreads::FromThreadChannel::new(4);
+    /// let (mut a, mut b) = (tx.clone(), tx);
+    /// a.put(1).unwrap();
+    /// b.close();
+    /// assert!(a.is_closed());
+    /// assert_eq!(a.put(2).unwrap_err().into_inner(), 2);
+    /// aiothreads::block_on(async {
+    ///     assert_eq!(rx.get().await, Ok(1)); // drained, then the end (`a` is still alive)
+    ///     assert!(rx.get().await.is_err());
+    /// });
+    /// ```
     pub fn close(&mut self) {
-        self.tx.close();
+        match self.mode.get_mut() {
+            Some(Mode::Single(tx)) => tx.close(),
+            Some(Mode::Shared(shared)) => shared.close(),
+            None => unreachable!("{MODE_MOVED}"),
+        }
     }
 
-    /// Whether the receiver has gone (a `put` would fail).
+    /// Whether a `put` would fail: the receiver has gone, or this sender or a clone called
+    /// [`close`](Self::close).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &*self.mode.borrow() {
+            Some(Mode::Single(tx)) => tx.is_closed(),
+            Some(Mode::Shared(shared)) => shared.is_closed(),
+            None => unreachable!("{MODE_MOVED}"),
+        }
+    }
+}
+
+/// The never-cloned `put`: the ring's `try_send`, and `push_blocking` when full.
+#[track_caller]
+fn put_single<T>(
+    tx: &mut Producer<'static, T>,
+    seat: &ReceiverSeat,
+    item: T,
+) -> Result<(), ChannelClosed<T>> {
+    match tx.try_send(item) {
+        Ok(()) => Ok(()),
+        Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
+        Err(PushError::Full(item)) => {
+            if let Err(refused) = seat.check_may_block() {
+                drop(item);
+                refused.raise();
+            }
+            let parker = ThreadParker::new();
+            tx.push_blocking(item, &parker, 0)
+        }
+    }
+}
+
+/// A clone for another producer thread. The first clone moves the producer behind a mutex
+/// shared by all clones (one allocation); see [Cost of sharing](Self#cost-of-sharing).
+impl<T> Clone for ThreadSender<T> {
+    fn clone(&self) -> Self {
+        let mut mode = self.mode.borrow_mut();
+        let shared = match mode.take().expect(MODE_MOVED) {
+            Mode::Single(tx) => Arc::new(SharedTx::new(tx)),
+            Mode::Shared(shared) => shared,
+        };
+        *mode = Some(Mode::Shared(Arc::clone(&shared)));
+        Self {
+            mode: RefCell::new(Some(Mode::Shared(shared))),
+            seat: Arc::clone(&self.seat),
+        }
+    }
+}
+
+/// `gate` bit: a clone's `put` is inside a push attempt (set and cleared under the mutex).
+const PUSHING: u8 = 1;
+/// `gate` bit: a clone called `close` (set once, never cleared).
+const CLOSING: u8 = 2;
+
+/// The producer shared by cloned senders.
+///
+/// # Protocol: `close` without the mutex, and no accepted item lost
+/// A `put` holds `producer`'s mutex for its whole call, waiting for room included, so
+/// `close` cannot take it. It closes the ring through `closer` instead. Closing beside the
+/// producer is sound (the core's [`Closer`] argues it), but a push running at the same
+/// moment could succeed after the ring's flag was set, and a receiver that already saw
+/// "closed and empty" would miss an item whose `put` returned `Ok`. The `gate` word orders
+/// every push attempt against `close`:
+///
+/// - a push attempt is bracketed by `fetch_or(PUSHING)` / `fetch_and(!PUSHING)`; an attempt
+///   whose `fetch_or` finds `CLOSING` pushes nothing and fails;
+/// - `close` does `fetch_or(CLOSING)`; if it finds no `PUSHING` it closes the ring itself,
+///   else it leaves that to the attempt in progress, whose `fetch_and` finds `CLOSING` and
+///   closes the ring after its push.
+///
+/// All are read-modify-writes of one word, so they are totally ordered: an attempt either
+/// comes wholly before `close`'s `fetch_or` or fails at its own `fetch_or`, or straddles it and
+/// then closes the ring itself. In the first case the `AcqRel` pair (the attempt's
+/// `fetch_and` releases, `close`'s `fetch_or` acquires) makes the push's `tail` store happen
+/// before the ring's close (a `Release` store of `closed`), so a receiver that sees the ring
+/// closed sees the item; in the last case the push and the close are on one thread. The ring
+/// is closed exactly by the side that last touched the gate; a second close is harmless
+/// (idempotent, extra wake-ups only).
+///
+/// A `put` waiting for room is outside any attempt while it sleeps (attempts bracket each
+/// poll of the ring, not the sleep): `close` finds no `PUSHING`, closes the ring, which wakes
+/// the waiting producer; its next attempt finds `CLOSING` and hands the item back. A waiting
+/// producer registered its waker inside an attempt, before the ring's close, so the close's
+/// wake-up reaches it (the core's Dekker pair of `poll_ready` and `close`).
+struct SharedTx<T> {
+    producer: TxMutex<Producer<'static, T>>,
+    closer: Closer<'static, T>,
+    /// `PUSHING` | `CLOSING`, see above.
+    gate: AtomicU8,
+}
+
+impl<T> SharedTx<T> {
+    fn new(producer: Producer<'static, T>) -> Self {
+        Self {
+            closer: producer.closer(),
+            producer: TxMutex::new(producer),
+            gate: AtomicU8::new(0),
+        }
+    }
+
+    /// A clone's `put`: the mutex (checked for misuse before waiting for it), a first attempt,
+    /// then, on a full channel, the misuse check and attempts until room or a close.
+    ///
+    /// Cost with room and no contention: `try_lock` + unlock (2 RMW), the gate's `fetch_or` +
+    /// `fetch_and` (2 RMW), and the ring's `try_send`; no allocation, a wake-up only for a
+    /// sleeping receiver.
+    #[track_caller]
+    fn put(&self, seat: &ReceiverSeat, item: T) -> Result<(), ChannelClosed<T>> {
+        let mut producer = match self.producer.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Another clone's `put` is in progress, maybe waiting for room that only the
+                // receiver can make: do not block the receiver's thread on it.
+                if let Err(refused) = seat.check_may_block() {
+                    drop(item);
+                    refused.raise();
+                }
+                self.producer.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
+        let item = {
+            let Some(_attempt) = self.enter() else {
+                return Err(ChannelClosed(item));
+            };
+            match producer.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(item)) => return Err(ChannelClosed(item)),
+                Err(PushError::Full(item)) => item,
+            }
+        };
+        if let Err(refused) = seat.check_may_block() {
+            drop(producer); // not poisoned by the panic (harmless, but needless)
+            drop(item);
+            refused.raise();
+        }
+        let parker = ThreadParker::new();
+        let mut item = Some(item);
+        park::wait(&parker, 0, |cx| {
+            let Some(_attempt) = self.enter() else {
+                let item = item.take().expect("an item waits until Ready");
+                return Poll::Ready(Err(ChannelClosed(item)));
+            };
+            producer.poll_send(cx, &mut item)
+        })
+    }
+
+    /// A clone's `try_put`: never waits, not even for the mutex.
+    fn try_put(&self, item: T) -> Result<(), PushError<T>> {
+        let mut producer = match self.producer.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(PushError::Full(item)),
+        };
+        let Some(_attempt) = self.enter() else {
+            return Err(PushError::Closed(item));
+        };
+        producer.try_send(item)
+    }
+
+    /// Starts a push attempt (see the protocol above), or `None` once a clone closed. Only
+    /// called under the mutex, so attempts never overlap.
+    fn enter(&self) -> Option<Attempt<'_, T>> {
+        // AcqRel: acquire the `close` that set `CLOSING` (nothing to read from it, but the
+        // pair keeps the argument uniform); release nothing yet.
+        let before = self.gate.fetch_or(PUSHING, Ordering::AcqRel);
+        if before & CLOSING != 0 {
+            // `close` saw no attempt (only this one could have been) and closed the ring.
+            self.gate.fetch_and(!PUSHING, Ordering::Relaxed);
+            return None;
+        }
+        Some(Attempt { shared: self })
+    }
+
+    /// Closes the channel for every clone, without the mutex (see the protocol above).
+    fn close(&self) {
+        // AcqRel: acquires the last finished attempt's release (its push happens before the
+        // ring's close below).
+        let before = self.gate.fetch_or(CLOSING, Ordering::AcqRel);
+        if before & PUSHING == 0 {
+            self.closer.close();
+        }
+    }
+
+    /// `CLOSING` set, or the ring closed (the receiver gone, or a close done). No mutex.
+    fn is_closed(&self) -> bool {
+        // Relaxed: a snapshot, like the ring's own `is_closed`.
+        self.gate.load(Ordering::Relaxed) & CLOSING != 0 || self.closer.is_closed()
+    }
+}
+
+/// One push attempt of a clone: ends on drop (also when the push panics), closing the ring
+/// if a clone called `close` meanwhile.
+struct Attempt<'a, T> {
+    shared: &'a SharedTx<T>,
+}
+
+impl<T> Drop for Attempt<'_, T> {
+    fn drop(&mut self) {
+        // AcqRel: releases the push (its `tail` store) to a `close` that comes next.
+        let before = self.shared.gate.fetch_and(!PUSHING, Ordering::AcqRel);
+        if before & CLOSING != 0 {
+            // `close` came during the attempt and left the ring's close to us: after our push.
+            self.shared.closer.close();
+        }
     }
 }
 
 impl<T> fmt::Debug for ThreadSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadSender")
-            .field("closed", &self.tx.is_closed())
+            .field("closed", &self.is_closed())
+            .field(
+                "shared",
+                &matches!(&*self.mode.borrow(), Some(Mode::Shared(_))),
+            )
             .finish()
     }
 }
@@ -829,5 +1118,135 @@ impl<S: Stream + Unpin> Future for NextItem<'_, S> {
     type Output = Option<S::Item>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.get_mut().stream).poll_next(cx)
+    }
+}
+
+#[cfg(all(test, not(aiothreads_loom)))]
+mod tests {
+    use super::*;
+
+    /// The first clone moves the producer into the shared mode; clones see one close.
+    #[test]
+    fn clone_switches_to_shared_mode_once() {
+        let (tx, mut rx) = FromThreadChannel::<u32>::new(4);
+        assert!(matches!(&*tx.mode.borrow(), Some(Mode::Single(_))));
+        let mut a = tx.clone();
+        let mut b = a.clone();
+        for sender in [&tx, &a, &b] {
+            assert!(matches!(&*sender.mode.borrow(), Some(Mode::Shared(_))));
+        }
+        a.put(1).unwrap();
+        b.put(2).unwrap();
+        drop(tx);
+        assert!(!b.is_closed());
+        a.close();
+        assert!(b.is_closed() && rx.is_closed());
+        assert_eq!(b.put(3), Err(ChannelClosed(3)));
+        assert_eq!(b.try_put(4), Err(PushError::Closed(4)));
+        assert_eq!(rx.try_get(), Ok(1));
+        assert_eq!(rx.try_get(), Ok(2));
+        assert_eq!(rx.try_get(), Err(PopError::Closed));
+        assert_eq!(a.gate_bits(), CLOSING, "no attempt left open");
+    }
+
+    /// `try_put` of a clone never waits for the mutex: `Full` while another clone holds it.
+    #[test]
+    fn try_put_does_not_wait_for_the_mutex() {
+        let (tx, mut rx) = FromThreadChannel::<u32>::new(4);
+        let mut a = tx.clone();
+        let shared = match &*tx.mode.borrow() {
+            Some(Mode::Shared(shared)) => Arc::clone(shared),
+            _ => unreachable!("cloned"),
+        };
+        let held = shared.producer.lock().unwrap();
+        assert_eq!(a.try_put(1), Err(PushError::Full(1)));
+        drop(held);
+        assert_eq!(a.try_put(2), Ok(()));
+        assert_eq!(rx.try_get(), Ok(2));
+    }
+
+    /// A poisoned mutex (a clone's `put` panicked while holding it) does not stop the others.
+    #[test]
+    fn poisoned_mutex_is_ignored() {
+        let (tx, mut rx) = FromThreadChannel::<u32>::new(4);
+        let mut a = tx.clone();
+        let shared = match &*tx.mode.borrow() {
+            Some(Mode::Shared(shared)) => Arc::clone(shared),
+            _ => unreachable!("cloned"),
+        };
+        let _ = std::thread::spawn(move || {
+            let _held = shared.producer.lock().unwrap();
+            panic!("poison the mutex");
+        })
+        .join();
+        a.put(1).unwrap();
+        assert_eq!(a.try_put(2), Ok(()));
+        assert_eq!(rx.try_get(), Ok(1));
+        assert_eq!(rx.try_get(), Ok(2));
+    }
+
+    impl<T> ThreadSender<T> {
+        fn gate_bits(&self) -> u8 {
+            match &*self.mode.borrow() {
+                Some(Mode::Shared(shared)) => shared.gate.load(Ordering::SeqCst),
+                _ => 0,
+            }
+        }
+    }
+}
+
+/// Loom models of the cloned sender's protocol (the gate word beside the mutex, and the
+/// core's `Closer`). Run:
+/// `RUSTFLAGS="--cfg aiothreads_loom" cargo test -p aiothreads --lib --release loom_models`.
+#[cfg(all(test, aiothreads_loom))]
+mod loom_models {
+    use super::*;
+    use loom::future::block_on;
+    use loom::thread;
+
+    /// A clone's `put` (with room) races another clone's `close`: the `put` either fails with
+    /// the item back, or succeeds and the receiver gets the item before the end — never an
+    /// accepted item that the receiver misses.
+    #[test]
+    fn put_races_close_of_a_clone() {
+        loom::model(|| {
+            let (mut a, mut rx) = FromThreadChannel::<u32>::new(2);
+            let mut b = a.clone();
+            let t = thread::spawn(move || {
+                let accepted = a.put(7).is_ok();
+                (accepted, a)
+            });
+            b.close();
+            let mut got = Vec::new();
+            while let Ok(item) = block_on(rx.get()) {
+                got.push(item);
+            }
+            let (accepted, a) = t.join().unwrap();
+            // The receiver ended although `a` is alive: `close` of one clone ends it.
+            if accepted {
+                assert_eq!(got, [7], "an accepted item must be delivered");
+            } else {
+                assert!(got.is_empty());
+            }
+            drop(a);
+        });
+    }
+
+    /// A clone's `put` waiting on a full channel (holding the mutex) is woken by another
+    /// clone's `close`, which does not wait for it, and gets its item back; the receiver
+    /// drains the item already sent, then ends.
+    #[test]
+    fn close_of_a_clone_wakes_a_waiting_put() {
+        loom::model(|| {
+            let (mut a, mut rx) = FromThreadChannel::<u32>::new(1);
+            let mut b = a.clone();
+            a.put(0).unwrap();
+            let t = thread::spawn(move || a.put(1));
+            b.close();
+            assert!(b.is_closed());
+            assert_eq!(t.join().unwrap(), Err(ChannelClosed(1)));
+            assert_eq!(block_on(rx.get()), Ok(0));
+            assert!(block_on(rx.get()).is_err());
+        });
     }
 }

@@ -127,6 +127,7 @@ use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Orde
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 mod barrier;
 mod batch;
+mod closer;
 mod error;
 mod future;
 #[cfg(any(feature = "alloc", aiothreads_loom))]
@@ -135,6 +136,7 @@ mod heap;
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 pub use barrier::HeavyBarrier;
 pub use batch::Drain;
+pub use closer::Closer;
 pub use error::{Closed, PopError, PushError};
 pub use future::{Recv, Send};
 #[cfg(any(feature = "alloc", aiothreads_loom))]
