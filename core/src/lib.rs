@@ -13,6 +13,8 @@
 //!   `Future`; the sender sees the receiver leave (cancellation) and the receiver sees the
 //!   sender leave without a value.
 //! - [`take`]: a cell whose value can be taken once through a shared reference.
+//! - `unbounded` (feature `alloc`): an unbounded lock-free SPSC queue of linked, recycled
+//!   segments; the producer never waits, the consumer has the ring's async and blocking forms.
 //! - [`park`]: the hook through which a thread-owning backend blocks on the waker-based types.
 //!
 //! ```
@@ -102,6 +104,9 @@
 //!   `send_wakes_waiting_receiver`, `abandon_wakes_waiting_receiver`,
 //!   `send_vs_close_exactly_once`, `receive_vs_close_exactly_once`;
 //! - [`take::TakeCell`] (one swap, one winner): `take_cell_one_winner`.
+//! - unbounded queue (segment links, spare-segment mailbox, consumer wake-up; `loom_unbounded`):
+//!   `push_pop_across_segments_close`, `items_dropped_exactly_once`, `push_wakes_waiting_consumer`,
+//!   `close_wakes_waiting_consumer`, `recycling_race`.
 //!
 //! The waker cell itself is `atomic-waker`'s (model-checked upstream). `Ring::try_split`'s
 //! once-flag has no model of its own.
@@ -118,5 +123,7 @@ pub mod park;
 pub mod ring;
 pub mod slot;
 pub mod take;
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+pub mod unbounded;
 
 mod sync;
