@@ -104,9 +104,10 @@
 //!   `send_wakes_waiting_receiver`, `abandon_wakes_waiting_receiver`,
 //!   `send_vs_close_exactly_once`, `receive_vs_close_exactly_once`;
 //! - [`take::TakeCell`] (one swap, one winner): `take_cell_one_winner`.
-//! - unbounded queue (segment links, spare-segment mailbox, consumer wake-up; `loom_unbounded`):
-//!   `push_pop_across_segments_close`, `items_dropped_exactly_once`, `push_wakes_waiting_consumer`,
-//!   `close_wakes_waiting_consumer`, `recycling_race`.
+//! - unbounded queue, in `loom_unbounded` (segment links, spare-segment mailbox, drops):
+//!   `push_pop_across_segments_close`, `recycling_race`, `items_dropped_exactly_once`;
+//!   (consumer wake-up) `push_wakes_waiting_consumer`, `consumer_waits_twice`,
+//!   `notify_after_batch_wakes_waiting_consumer`, `close_wakes_waiting_consumer`.
 //!
 //! The waker cell itself is `atomic-waker`'s (model-checked upstream). `Ring::try_split`'s
 //! once-flag has no model of its own.

@@ -45,7 +45,13 @@ impl<T> UnboundedConsumer<T> {
         }
         let s = &self.shared.signals;
         s.rx_waker.register(cx.waker());
-        s.rx_waiting.store(true, Ordering::Relaxed);
+        // A `swap`, not a plain store (here and when clearing the flag below): every write of
+        // `rx_waiting` is then a read-modify-write, so all of them sit in one chain of the
+        // modification order in loom's model too. With plain stores loom (whose modification
+        // order is only partial) reports a lost wake-up that the C++ model rules out (a
+        // `store(true)` left unordered with the producer's `swap`); the cost is one RMW on the
+        // way to sleep, next to the several of the waker registration.
+        s.rx_waiting.swap(true, Ordering::Relaxed);
         // Pairs with the fence in `UnboundedProducer::notify_consumer` and with the fence of
         // its `close`: either our re-check below sees the producer's newer `tail` / `closed`,
         // or the producer sees `rx_waiting == true` and wakes us.
@@ -55,7 +61,7 @@ impl<T> UnboundedConsumer<T> {
                 self.shared
                     .signals
                     .rx_waiting
-                    .store(false, Ordering::Relaxed);
+                    .swap(false, Ordering::Relaxed);
                 Poll::Ready(Some(value))
             }
             Err(PopError::Closed) => Poll::Ready(None),

@@ -79,7 +79,7 @@
 //!   the slot was written (and, for the first item of a segment, after the segment was
 //!   linked); the consumer loads it with Acquire before reading the slot (or following the
 //!   link). `head` is the consumer's count; it only feeds the producer's [`len`]
-//!   (UnboundedProducer::len) snapshot, so it is stored and loaded Relaxed: the producer
+//!   snapshot, so it is stored and loaded Relaxed: the producer
 //!   never reuses a slot because of `head`, only a segment handed over through the spare.
 //! - The spare pointer is a mailbox for one segment: only the consumer fills it, and only
 //!   when it saw it empty; only the producer empties it, and only when it saw it full. The
