@@ -13,6 +13,8 @@
 //!   `Future`; the sender sees the receiver leave (cancellation) and the receiver sees the
 //!   sender leave without a value.
 //! - [`take`]: a cell whose value can be taken once through a shared reference.
+//! - `unbounded` (feature `alloc`): an unbounded lock-free SPSC queue of linked, recycled
+//!   segments; the producer never waits, the consumer has the ring's async and blocking forms.
 //! - [`park`]: the hook through which a thread-owning backend blocks on the waker-based types.
 //!
 //! ```
@@ -104,6 +106,10 @@
 //!   `send_wakes_waiting_receiver`, `abandon_wakes_waiting_receiver`,
 //!   `send_vs_close_exactly_once`, `receive_vs_close_exactly_once`;
 //! - [`take::TakeCell`] (one swap, one winner): `take_cell_one_winner`.
+//! - unbounded queue, in `loom_unbounded` (segment links, spare-segment mailbox, drops):
+//!   `push_pop_across_segments_close`, `recycling_race`, `items_dropped_exactly_once`;
+//!   (consumer wake-up) `push_wakes_waiting_consumer`, `consumer_waits_twice`,
+//!   `notify_after_batch_wakes_waiting_consumer`, `close_wakes_waiting_consumer`.
 //!
 //! The waker cell itself is `atomic-waker`'s (model-checked upstream). `Ring::try_split`'s
 //! once-flag has no model of its own.
@@ -120,5 +126,7 @@ pub mod park;
 pub mod ring;
 pub mod slot;
 pub mod take;
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+pub mod unbounded;
 
 mod sync;

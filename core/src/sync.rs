@@ -28,6 +28,20 @@ pub(crate) use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 #[cfg(not(aiothreads_loom))]
 pub(crate) use core::sync::atomic::{fence, Ordering};
 
+/// The spare-segment pointer of the unbounded queue.
+#[cfg(all(
+    not(aiothreads_loom),
+    feature = "alloc",
+    not(feature = "portable-atomic")
+))]
+pub(crate) use core::sync::atomic::AtomicPtr;
+/// The spare-segment pointer of the unbounded queue (`alloc` only; loads and stores, no RMW).
+#[cfg(aiothreads_loom)]
+pub(crate) use loom::sync::atomic::AtomicPtr;
+/// The spare-segment pointer of the unbounded queue, from `portable-atomic`.
+#[cfg(all(not(aiothreads_loom), feature = "alloc", feature = "portable-atomic"))]
+pub(crate) use portable_atomic::AtomicPtr;
+
 /// The `Arc` of the heap rings and the owned oneshot: loom's in the loom build.
 #[cfg(aiothreads_loom)]
 pub(crate) use loom::sync::Arc;
