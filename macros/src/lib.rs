@@ -28,8 +28,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{
-    Expr, ExprLit, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Lit, MetaNameValue, Pat,
-    PathArguments, ReturnType, Token, Type, TypeParamBound,
+    Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, MetaNameValue, Pat, PathArguments,
+    ReturnType, Token, Type, TypeParamBound,
 };
 
 /// Makes a blocking function's calls run on the default thread pool.
@@ -145,9 +145,9 @@ pub fn threaded_separate(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// stops the iterator and drops it on its thread; `.close().await` waits for that;
 /// `.sync_call()` gives the plain iterator.
 ///
-/// Option: `max_size = N`, a constant expression of at least 1 (default:
-/// `aiothreads::default_max_size()`, 1024 or `THREADED_ITERABLE_DEFAULT_MAX_SIZE`); `0` is a
-/// compile error, since the queue is bounded. The function grammar and the rules for
+/// Option: `max_size = N`, a `usize` expression (default: `aiothreads::default_max_size()`,
+/// 1024 or `THREADED_ITERABLE_DEFAULT_MAX_SIZE`); `0` means unbounded, as in the original
+/// (the producer never waits; memory grows with a slow consumer). The function grammar and the rules for
 /// arguments and receivers are those of [`macro@threaded`]. The call (the arguments and the
 /// body) is boxed once per stream, so that the stream is `Unpin` — `.next().await` works —
 /// whatever the arguments are.
@@ -304,7 +304,7 @@ fn parse_options(form: &Form, attr: TokenStream2, errors: &mut Errors) -> Option
             errors.push(
                 e.span(),
                 format!(
-                    "`#[{}]` takes `max_size = N` (a constant of at least 1): {e}",
+                    "`#[{}]` takes `max_size = N` (a `usize`; 0: unbounded): {e}",
                     form.name
                 ),
             );
@@ -325,18 +325,6 @@ fn parse_options(form: &Form, attr: TokenStream2, errors: &mut Errors) -> Option
         } else if max_size.is_some() {
             errors.push_spanned(&option.path, "`max_size` is given twice");
         } else {
-            if let Expr::Lit(ExprLit {
-                lit: Lit::Int(n), ..
-            }) = &option.value
-            {
-                if n.base10_parse::<u128>().is_ok_and(|n| n == 0) {
-                    errors.push_spanned(
-                        n,
-                        "`max_size` must be at least 1: the queue between the threads is \
-                         bounded (for a deep queue, give a large number)",
-                    );
-                }
-            }
             max_size = Some(option.value);
         }
     }
@@ -690,25 +678,12 @@ fn expand_iterable(
     } else {
         quote_spanned!(span=> ::aiothreads::__private::IterCall::new(#closure))
     };
-    let mut max_check = TokenStream2::new();
     if let Some(max) = max_size {
-        // A constant: a literal 0 was refused above; any other expression is checked when the
-        // program is compiled, by a constant item (evaluated by `cargo check` too).
-        if !matches!(max, Expr::Lit(_)) {
-            let max_span = max.span();
-            max_check = quote_spanned! {max_span=>
-                const _: () = ::core::assert!(
-                    (#max) > 0,
-                    "max_size must be at least 1: the queue between the threads is bounded"
-                );
-            };
-        }
         body = quote!(#body.max_size(#max));
     }
     quote! {
         #(#attrs)*
         #vis #sig {
-            #max_check
             #checks
             #body
         }

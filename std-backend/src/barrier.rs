@@ -23,6 +23,7 @@
 use std::sync::OnceLock;
 
 use aiothreads_core::ring::{self, CapacityError, Consumer, HeavyBarrier, Producer};
+use aiothreads_core::unbounded::{self, UnboundedConsumer, UnboundedProducer};
 
 /// A heap ring for a thread producer and an async consumer: asymmetric when the process has a
 /// heavy barrier, else the core's usual ring. One allocation.
@@ -32,6 +33,15 @@ pub(crate) fn stream_ring<T>(
     match heavy_barrier() {
         Some(barrier) => ring::try_with_capacity_asymmetric(capacity, barrier),
         None => ring::try_with_capacity(capacity),
+    }
+}
+
+/// An unbounded queue for a thread producer and an async consumer, with the same choice of
+/// protocol as [`stream_ring`]. Two allocations (shared state, first segment).
+pub(crate) fn stream_unbounded<T>() -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
+    match heavy_barrier() {
+        Some(barrier) => unbounded::channel_asymmetric(barrier),
+        None => unbounded::channel(),
     }
 }
 

@@ -19,12 +19,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use aiothreads_core::park;
-use aiothreads_core::ring::{self, Closer, Consumer, PopError, Producer, PushError};
+use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
 use crate::block_on::block_on_checked;
 use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
+use crate::queue::{self, Closer, Rx, Tx};
 use crate::{Loop, SyncAwaitError};
 
 // The cloned sender's mutex and gate word come from loom under `--cfg aiothreads_loom`, so the
@@ -103,7 +104,7 @@ pub struct ThreadSender<T> {
 /// How a [`ThreadSender`] holds the ring's producer.
 enum Mode<T> {
     /// Never cloned: this sender owns the producer (the fast path).
-    Single(Producer<'static, T>),
+    Single(Tx<T>),
     /// Cloned: every clone shares the producer.
     Shared(Arc<SharedTx<T>>),
 }
@@ -138,7 +139,7 @@ const MODE_MOVED: &str = "ThreadSender: producer is moving (only inside `clone`)
 /// assert_eq!(got, [0, 1, 2, 3, 4]);
 /// ```
 pub struct FromThreadChannel<T> {
-    rx: Consumer<'static, T>,
+    rx: Rx<T>,
     /// The timeout of [`get_default`](Self::get_default) (zero: forever).
     default_timeout: Duration,
     /// Recorded at each poll that finds nothing (see [`ThreadSender::put`]).
@@ -154,8 +155,13 @@ pub use aiothreads_core::ring::Closed as ChannelClosed;
 impl<T: Send + 'static> FromThreadChannel<T> {
     /// A channel holding at most `max_size` items: `(thread side, async side)`.
     ///
+    /// `max_size` 0 means **unbounded**, as `maxsize <= 0` does in the original: `put` never
+    /// blocks and the buffer grows with a slow receiver (memory is the only bound; the queue
+    /// is the core's linked, recycled segments of 64 items, see
+    /// [`aiothreads_core::unbounded`]). Same as [`FromThreadChannel::unbounded`].
+    ///
     /// # Panics
-    /// If `max_size` is 0 or too large to allocate a ring for.
+    /// If `max_size` is too large to allocate a ring for.
     ///
     /// # Examples
     /// ```
@@ -165,11 +171,7 @@ impl<T: Send + 'static> FromThreadChannel<T> {
     /// ```
     #[allow(clippy::new_ret_no_self)]
     pub fn new(max_size: usize) -> (ThreadSender<T>, FromThreadChannel<T>) {
-        assert!(
-            max_size > 0,
-            "FromThreadChannel: max_size must be at least 1"
-        );
-        let (tx, rx) = match ring::try_with_capacity(max_size) {
+        let (tx, rx) = match queue::queue(max_size) {
             Ok(halves) => halves,
             Err(e) => panic!("FromThreadChannel: {e}"),
         };
@@ -185,6 +187,24 @@ impl<T: Send + 'static> FromThreadChannel<T> {
                 default_timeout: Duration::ZERO,
             },
         )
+    }
+
+    /// An unbounded channel: `put` never blocks, the buffer grows with a slow receiver. Same
+    /// as `FromThreadChannel::new(0)`.
+    ///
+    /// # Examples
+    /// ```
+    /// let (mut tx, rx) = aiothreads::FromThreadChannel::unbounded();
+    /// for i in 0..10_000 {
+    ///     tx.put(i).unwrap(); // never waits: nobody receives yet
+    /// }
+    /// drop(tx);
+    /// assert_eq!(rx.max_size(), 0);
+    /// let all: Vec<u32> = futures::executor::block_on_stream(rx).collect();
+    /// assert_eq!(all.len(), 10_000);
+    /// ```
+    pub fn unbounded() -> (ThreadSender<T>, FromThreadChannel<T>) {
+        Self::new(0)
     }
 }
 
@@ -289,9 +309,9 @@ impl<T> FromThreadChannel<T> {
         self.rx.is_closed()
     }
 
-    /// The bound given at creation.
+    /// The bound given at creation (0: unbounded).
     pub fn max_size(&self) -> usize {
-        self.rx.capacity()
+        self.rx.max_size()
     }
 }
 
@@ -305,7 +325,7 @@ impl<T> Stream for FromThreadChannel<T> {
 impl<T> fmt::Debug for FromThreadChannel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FromThreadChannel")
-            .field("max_size", &self.rx.capacity())
+            .field("max_size", &self.rx.max_size())
             .field("closed", &self.rx.is_closed())
             .finish()
     }
@@ -497,11 +517,7 @@ impl<T> ThreadSender<T> {
 
 /// The never-cloned `put`: the ring's `try_send`, and `push_blocking` when full.
 #[track_caller]
-fn put_single<T>(
-    tx: &mut Producer<'static, T>,
-    seat: &ReceiverSeat,
-    item: T,
-) -> Result<(), ChannelClosed<T>> {
+fn put_single<T>(tx: &mut Tx<T>, seat: &ReceiverSeat, item: T) -> Result<(), ChannelClosed<T>> {
     match tx.try_send(item) {
         Ok(()) => Ok(()),
         Err(PushError::Closed(item)) => Err(ChannelClosed(item)),
@@ -511,7 +527,7 @@ fn put_single<T>(
                 refused.raise();
             }
             let parker = ThreadParker::new();
-            tx.push_blocking(item, &parker, 0)
+            tx.push_blocking(item, &parker)
         }
     }
 }
@@ -569,14 +585,14 @@ const CLOSING: u8 = 2;
 /// producer registered its waker inside an attempt, before the ring's close, so the close's
 /// wake-up reaches it (the core's Dekker pair of `poll_ready` and `close`).
 struct SharedTx<T> {
-    producer: TxMutex<Producer<'static, T>>,
-    closer: Closer<'static, T>,
+    producer: TxMutex<Tx<T>>,
+    closer: Closer<T>,
     /// `PUSHING` | `CLOSING`, see above.
     gate: AtomicU8,
 }
 
 impl<T> SharedTx<T> {
-    fn new(producer: Producer<'static, T>) -> Self {
+    fn new(producer: Tx<T>) -> Self {
         Self {
             closer: producer.closer(),
             producer: TxMutex::new(producer),

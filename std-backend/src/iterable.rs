@@ -69,8 +69,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use crate::queue::{self, Rx, Tx};
 use aiothreads_core::park;
-use aiothreads_core::ring::{Consumer, Producer};
 use aiothreads_core::slot::Slot;
 use aiothreads_core::take::TakeCell;
 use futures_core::Stream;
@@ -90,14 +90,16 @@ pub const MAX_SIZE_ENV: &str = "THREADED_ITERABLE_DEFAULT_MAX_SIZE";
 pub const DEFAULT_MAX_SIZE: usize = 1024;
 
 /// The default `max_size` of iterables: [`MAX_SIZE_ENV`] when set, else 1024. Read once.
+/// `0` (from the variable) means unbounded, as [`IterCall::max_size`]`(0)` does.
 ///
 /// # Panics
-/// If the variable is set to something other than a positive integer: the message names the
-/// variable and the value (a typo must not silently become the default).
+/// If the variable is set to something other than a non-negative integer: the message names
+/// the variable and the value (a typo must not silently become the default).
 ///
 /// # Examples
 /// ```
-/// assert!(aiothreads::default_max_size() >= 1);
+/// let size = aiothreads::default_max_size(); // 1024 unless the variable says otherwise
+/// # let _ = size;
 /// ```
 pub fn default_max_size() -> usize {
     static SIZE: OnceLock<Result<usize, String>> = OnceLock::new();
@@ -107,29 +109,16 @@ pub fn default_max_size() -> usize {
     }
 }
 
-/// `max_size` if it is valid.
-///
-/// # Panics
-/// If `max_size` is 0.
-#[track_caller]
-fn checked_max_size(max_size: usize) -> usize {
-    assert!(
-        max_size > 0,
-        "max_size must be at least 1 (the queue of an iterable is bounded)"
-    );
-    max_size
-}
-
 /// Parses the value of [`MAX_SIZE_ENV`].
 fn parse_max_size(value: Option<std::ffi::OsString>) -> Result<usize, String> {
     let Some(value) = value else {
         return Ok(DEFAULT_MAX_SIZE);
     };
     match value.to_str().map(|s| s.trim().parse::<usize>()) {
-        Some(Ok(n)) if n > 0 => Ok(n),
+        Some(Ok(n)) => Ok(n),
         _ => Err(format!(
-            "{MAX_SIZE_ENV} must be a positive integer (the queue size of threaded iterables), \
-             got {value:?}"
+            "{MAX_SIZE_ENV} must be a non-negative integer (the queue size of threaded \
+             iterables, 0: unbounded), got {value:?}"
         )),
     }
 }
@@ -254,7 +243,7 @@ pub struct IterCall<F: IterFn> {
 /// Makes a suspending pool producer: the consumer's view of it, and the job to submit.
 type PoolStart<F> = fn(
     F,
-    Producer<'static, <F as IterFn>::Item>,
+    Tx<<F as IterFn>::Item>,
     QueueLink,
     Arc<Shared>,
     usize,
@@ -263,7 +252,7 @@ type PoolStart<F> = fn(
 /// A [`PoolStart`].
 fn start_pool<F>(
     f: F,
-    tx: Producer<'static, F::Item>,
+    tx: Tx<F::Item>,
     link: QueueLink,
     pool: Arc<Shared>,
     batch: usize,
@@ -299,7 +288,7 @@ enum State<F: IterFn> {
 
 /// The consumer side of a running stream.
 struct Running<F: IterFn> {
-    rx: Consumer<'static, F::Item>,
+    rx: Rx<F::Item>,
     job: Arc<dyn StreamEnd>,
     /// Items delivered since this stream last returned `Pending` (see [`STREAM_BUDGET`]).
     streak: u32,
@@ -321,7 +310,7 @@ const STREAM_BUDGET: u32 = 1024;
 /// ring closed and drained always finds the outcome written, and `close()` waits on the
 /// outcome alone.
 struct StreamJob<F: IterFn> {
-    job: TakeCell<(F, Producer<'static, F::Item>, Captured)>,
+    job: TakeCell<(F, Tx<F::Item>, Captured)>,
     outcome: Slot<Result<(), JoinError>>,
     /// Set by the consumer when it drops or closes the stream; read by `is_cancelled()`
     /// inside the iterator.
@@ -331,7 +320,7 @@ struct StreamJob<F: IterFn> {
 
 impl<F: IterFn> StreamJob<F> {
     /// Writes the outcome, then closes the ring by dropping the producer half.
-    fn finish(&self, outcome: Result<(), JoinError>, tx: Producer<'static, F::Item>) {
+    fn finish(&self, outcome: Result<(), JoinError>, tx: Tx<F::Item>) {
         // The slot cannot be full (only the taker of `job` writes it) nor closed (the consumer
         // never closes it); a waker that panics is reported by the panic hook.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| self.outcome.send(outcome)));
@@ -434,19 +423,33 @@ impl<F: IterFn> IterCall<F> {
 
     /// Sets the queue bound: at most `max_size` items wait between the threads.
     ///
-    /// # Panics
-    /// If `max_size` is 0 (the queue is bounded; asyncio's "0 means unbounded" is not
-    /// offered — give a large value instead).
+    /// `0` means **unbounded**, as in the original: the producer never waits and runs the
+    /// iterator as fast as it goes, so memory grows with a slow consumer (the queue is the
+    /// core's linked segments of 64 items, recycled: a consumer that keeps up allocates
+    /// nothing after warm-up). Same as [`unbounded`](Self::unbounded).
     ///
     /// # Examples
     /// ```
     /// let s = aiothreads::IterCall::new(|| 0..10).max_size(2);
     /// # drop(s);
     /// ```
-    #[track_caller]
     pub fn max_size(mut self, max_size: usize) -> Self {
-        self.max_size = Some(checked_max_size(max_size));
+        self.max_size = Some(max_size);
         self
+    }
+
+    /// No bound: the producer never waits (see [`max_size`](Self::max_size)`(0)`).
+    ///
+    /// # Examples
+    /// ```
+    /// use futures::StreamExt;
+    ///
+    /// let s = aiothreads::IterCall::new(|| 0..100_000u32).unbounded();
+    /// let n = aiothreads::block_on(s.count());
+    /// assert_eq!(n, 100_000);
+    /// ```
+    pub fn unbounded(self) -> Self {
+        self.max_size(0)
     }
 
     /// Produces on `pool` instead of the default pool.
@@ -606,9 +609,9 @@ impl<F: IterFn> IterCall<F> {
         self.max_size.unwrap_or_else(default_max_size)
     }
 
-    /// Makes the ring (one allocation).
-    fn make_ring(&self) -> (Producer<'static, F::Item>, Consumer<'static, F::Item>) {
-        match crate::barrier::stream_ring(self.capacity()) {
+    /// Makes the queue (a ring: one allocation; unbounded: two).
+    fn make_ring(&self) -> (Tx<F::Item>, Rx<F::Item>) {
+        match queue::queue(self.capacity()) {
             Ok(halves) => halves,
             Err(e) => panic!("threaded iterable: {e}"),
         }
@@ -616,7 +619,7 @@ impl<F: IterFn> IterCall<F> {
 
     /// Makes the ring and a producer job that parks its thread on a full ring (one allocation
     /// each): for separate threads, and for pool streams of non-`Send` iterators.
-    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Consumer<'static, F::Item>) {
+    fn make_job(&self, f: F, link: QueueLink) -> (Arc<StreamJob<F>>, Rx<F::Item>) {
         let (tx, rx) = self.make_ring();
         let job = Arc::new(StreamJob {
             job: TakeCell::new((f, tx, Captured::capture())),
@@ -667,8 +670,12 @@ impl<F: IterFn> IterCall<F> {
                         Some(start) => {
                             // The producer gives its worker back whenever the ring is full.
                             let (tx, rx) = self.make_ring();
-                            let (end, job) =
-                                start(f, tx, permit.link(), permit.shared(), self.capacity());
+                            // Unbounded: yield to queued jobs after the default ring's worth.
+                            let batch = match self.capacity() {
+                                0 => DEFAULT_MAX_SIZE,
+                                n => n,
+                            };
+                            let (end, job) = start(f, tx, permit.link(), permit.shared(), batch);
                             permit.submit(job);
                             Running {
                                 rx,
@@ -747,7 +754,7 @@ impl<F: IterFn> IterCall<F> {
 /// compare on the producer's cached limit), one push (one Release store, no atomic RMW) and
 /// the wake-up check of the consumer (a relaxed load; plus a fence without `membarrier`).
 /// Parks only on a full ring.
-fn produce<F: IterFn>(f: F, tx: &mut Producer<'static, F::Item>) {
+fn produce<F: IterFn>(f: F, tx: &mut Tx<F::Item>) {
     let parker = ThreadParker::new();
     let mut iter = f.make();
     loop {
@@ -963,13 +970,9 @@ pub fn threaded_iterable_separate<G>(f: G) -> ThreadedIterable<G> {
 }
 
 impl<G> ThreadedIterable<G> {
-    /// Sets the queue bound of every call (see [`IterCall::max_size`]).
-    ///
-    /// # Panics
-    /// If `max_size` is 0.
-    #[track_caller]
+    /// Sets the queue bound of every call (see [`IterCall::max_size`]; 0: unbounded).
     pub fn max_size(mut self, max_size: usize) -> Self {
-        self.max_size = Some(checked_max_size(max_size));
+        self.max_size = Some(max_size);
         self
     }
 
@@ -1044,7 +1047,8 @@ mod tests {
         assert_eq!(parse_max_size(None), Ok(DEFAULT_MAX_SIZE));
         assert_eq!(parse_max_size(Some("512".into())), Ok(512));
         assert_eq!(parse_max_size(Some(" 7 ".into())), Ok(7));
-        for bad in ["0", "-1", "lots", ""] {
+        assert_eq!(parse_max_size(Some("0".into())), Ok(0)); // unbounded
+        for bad in ["-1", "lots", ""] {
             let err = parse_max_size(Some(bad.into())).unwrap_err();
             assert!(err.contains(MAX_SIZE_ENV) && err.contains(bad), "{err}");
         }

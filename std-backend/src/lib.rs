@@ -187,6 +187,7 @@ mod coop;
 mod iterable;
 mod pool;
 mod pool_stream;
+mod queue;
 mod separate;
 mod task;
 mod timer;

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use aiothreads_core::ring::Producer;
+use crate::queue::Tx;
 use aiothreads_core::slot::Slot;
 
 use crate::cancel::{self, Cancel};
@@ -57,7 +57,7 @@ struct Producing<F: IterFn> {
     /// The function, until the first run makes the iterator.
     f: Option<F>,
     iter: Option<F::IntoIter>,
-    tx: Producer<'static, F::Item>,
+    tx: Tx<F::Item>,
 }
 
 /// The job's state; see the module docs.
@@ -101,7 +101,7 @@ where
     /// A job producing `f`'s items into `tx`, to be submitted to `pool`.
     pub(crate) fn new(
         f: F,
-        tx: Producer<'static, F::Item>,
+        tx: Tx<F::Item>,
         link: QueueLink,
         pool: Arc<Shared>,
         batch: usize,

@@ -38,18 +38,15 @@ fn panic_message<R>(f: impl FnOnce() -> R) -> String {
 }
 
 #[test]
-fn max_size_zero_panics_with_a_clear_message() {
-    let expected = "max_size must be at least 1 (the queue of an iterable is bounded)";
-    assert_eq!(
-        panic_message(|| IterCall::new(|| 0..3).max_size(0)),
-        expected
-    );
-    assert_eq!(
-        panic_message(|| aiothreads::threaded_iterable(|n: u32| 0..n).max_size(0)),
-        expected
-    );
-    let msg = panic_message(|| aiothreads::FromThreadChannel::<u8>::new(0));
-    assert!(msg.contains("max_size"), "{msg}");
+fn max_size_zero_means_unbounded_where_the_original_says_so() {
+    // Iterables and channels: 0 is the original's "unbounded" (no panic, no bound).
+    let (_tx, rx) = aiothreads::FromThreadChannel::<u8>::new(0);
+    assert_eq!(rx.max_size(), 0);
+    let items: Vec<u32> = aiothreads::block_on(futures::StreamExt::collect(
+        IterCall::new(|| 0..3).max_size(0),
+    ));
+    assert_eq!(items, [0, 1, 2]);
+    // The reverse bridge has no unbounded mode: its bound is a clear panic.
     let msg = panic_message(|| aiothreads::blocking_iter(futures::stream::iter(0..3), 0));
     assert_eq!(msg, "blocking_iter: max_size must be at least 1");
     assert!(ring::try_with_capacity::<u8>(0).is_err());

@@ -4,7 +4,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use aiothreads::{IterCall, Pool};
+use aiothreads::Pool;
 
 /// Runs `f`, which must panic, and returns the file and line the panic reported.
 fn panic_location(f: impl FnOnce()) -> (String, u32) {
@@ -27,7 +27,7 @@ fn panic_location(f: impl FnOnce()) -> (String, u32) {
 fn bad_sizes_point_at_the_caller() {
     let here = file!();
     type Case = (&'static str, u32, Box<dyn FnOnce()>);
-    let cases: [Case; 4] = [
+    let cases: [Case; 2] = [
         (
             "max_threads(0)",
             line!() + 1,
@@ -37,16 +37,6 @@ fn bad_sizes_point_at_the_caller() {
             "max_queued(Some(0))",
             line!() + 1,
             Box::new(|| drop(Pool::builder().max_queued(Some(0)))),
-        ),
-        (
-            "IterCall::max_size(0)",
-            line!() + 1,
-            Box::new(|| drop(IterCall::new(|| 0..1).max_size(0))),
-        ),
-        (
-            "ThreadedIterable::max_size(0)",
-            line!() + 1,
-            Box::new(|| drop(aiothreads::threaded_iterable(|n: u8| 0..n).max_size(0))),
         ),
     ];
     for (what, line, f) in cases {

@@ -81,8 +81,8 @@ impl HeavyBarrier {
         (self.0)();
     }
 
-    /// The wrapped function, as the ring header stores it.
-    pub(super) fn function(self) -> fn() {
+    /// The wrapped function, as the ring header (and the unbounded queue) stores it.
+    pub(crate) fn function(self) -> fn() {
         self.0
     }
 }

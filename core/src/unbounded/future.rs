@@ -56,6 +56,11 @@ impl<T> UnboundedConsumer<T> {
         // its `close`: either our re-check below sees the producer's newer `tail` / `closed`,
         // or the producer sees `rx_waiting == true` and wakes us.
         fence(Ordering::SeqCst);
+        if let Some(barrier) = s.heavy_barrier {
+            // Asymmetric protocol: the producer's `notify_consumer` has no fence; this barrier
+            // orders its `tail` store or its `rx_waiting` load for it.
+            barrier();
+        }
         match self.pop() {
             Ok(value) => {
                 self.shared

@@ -106,6 +106,7 @@ use alloc::boxed::Box;
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::compiler_fence;
 
 use crate::sync::{
     fence, Arc, AtomicBool, AtomicPtr, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell,
@@ -113,6 +114,7 @@ use crate::sync::{
 
 mod future;
 
+use crate::ring::HeavyBarrier;
 pub use crate::ring::{Closed, PopError};
 pub use future::Recv;
 
@@ -310,6 +312,9 @@ struct Signals {
     rx_waiting: AtomicBool,
     /// The waiting consumer's waker.
     rx_waker: AtomicWaker,
+    /// The consumer's heavy barrier of the asymmetric wake-up protocol (see
+    /// [`HeavyBarrier`]), or `None` for the fence pair. Set by the constructor, never changed.
+    heavy_barrier: Option<fn()>,
 }
 
 impl<T> Shared<T> {
@@ -402,6 +407,34 @@ impl<T> Drop for Shared<T> {
 /// assert_eq!(words, ["never", "full"]);
 /// ```
 pub fn channel<T>() -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
+    make(None)
+}
+
+/// Like [`channel`], with the asymmetric consumer wake-up protocol of the ring's
+/// [`try_with_capacity_asymmetric`](crate::ring::try_with_capacity_asymmetric): the
+/// producer's [`push`](UnboundedProducer::push) and
+/// [`notify_consumer`](UnboundedProducer::notify_consumer) execute no fence, and the consumer
+/// calls `barrier` each time it is about to sleep. See [`HeavyBarrier`] for the contract and
+/// the costs.
+///
+/// # Examples
+/// ```
+/// use aiothreads_core::{ring::HeavyBarrier, unbounded};
+/// use std::sync::atomic::{fence, Ordering};
+///
+/// // Keeps the contract here: producer and consumer are the same thread.
+/// let barrier = HeavyBarrier::new(|| fence(Ordering::SeqCst));
+/// let (mut tx, mut rx) = unbounded::channel_asymmetric::<u8>(barrier);
+/// tx.push(3).unwrap();
+/// assert_eq!(futures::executor::block_on(rx.recv()), Some(3));
+/// ```
+pub fn channel_asymmetric<T>(
+    barrier: HeavyBarrier,
+) -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
+    make(Some(barrier.function()))
+}
+
+fn make<T>(heavy_barrier: Option<fn()>) -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
     let first = Segment::allocate();
     let cursor = Cursor::new(first);
     let shared = Arc::new(Shared {
@@ -415,6 +448,7 @@ pub fn channel<T>() -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
             closed: AtomicBool::new(false),
             rx_waiting: AtomicBool::new(false),
             rx_waker: AtomicWaker::new(),
+            heavy_barrier,
         }),
         consumer_cursor: UnsafeCell::new(cursor),
     });
@@ -560,10 +594,17 @@ impl<T> UnboundedProducer<T> {
     #[inline]
     pub fn notify_consumer(&self) {
         let s = &self.shared.signals;
-        // Pairs with the fence in `UnboundedConsumer::poll_recv` (Dekker): either the
-        // consumer's re-check of `tail` sees our last Release store of `tail`, or we see its
-        // `rx_waiting` store.
-        fence(Ordering::SeqCst);
+        if s.heavy_barrier.is_none() {
+            // Pairs with the fence in `UnboundedConsumer::poll_recv` (Dekker): either the
+            // consumer's re-check of `tail` sees our last Release store of `tail`, or we see
+            // its `rx_waiting` store.
+            fence(Ordering::SeqCst);
+        } else {
+            // Asymmetric protocol (the ring's `barrier.rs` has the argument): the consumer's
+            // heavy barrier stands in for our fence; the compiler keeps the `tail` store
+            // before the load below.
+            compiler_fence(Ordering::SeqCst);
+        }
         if s.rx_waiting.load(Ordering::Relaxed) && s.rx_waiting.swap(false, Ordering::Relaxed) {
             s.rx_waker.wake();
         }
@@ -624,14 +665,26 @@ impl<T> UnboundedProducer<T> {
     /// assert_eq!(rx.pop(), Err(PopError::Closed));
     /// ```
     pub fn close(&mut self) {
-        let s = &self.shared.signals;
-        // Release: our `tail` stores happen before whatever sees the flag with Acquire
-        // (`finished`), so an empty queue seen after the flag is empty for good.
-        s.closed.store(true, Ordering::Release);
-        // Pairs with the fence of `poll_recv`: either the consumer's re-check sees `closed`,
-        // or its waker is registered by now and woken here.
-        fence(Ordering::SeqCst);
-        s.rx_waker.wake();
+        close_for_consumer(&self.shared);
+    }
+
+    /// A handle that closes the queue from any thread, without the producer: see
+    /// [`UnboundedCloser`].
+    ///
+    /// # Examples
+    /// ```
+    /// let (mut tx, mut rx) = aiothreads_core::unbounded::channel::<u8>();
+    /// let closer = tx.closer();
+    /// tx.push(1).unwrap();
+    /// std::thread::spawn(move || closer.close()).join().unwrap();
+    /// assert!(tx.push(2).is_err());
+    /// assert_eq!(rx.pop(), Ok(1));
+    /// assert!(rx.pop().is_err());
+    /// ```
+    pub fn closer(&self) -> UnboundedCloser<T> {
+        UnboundedCloser {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Segments allocated by this queue so far, the first one included (a statistic for
@@ -639,6 +692,80 @@ impl<T> UnboundedProducer<T> {
     #[doc(hidden)]
     pub fn segments_allocated(&self) -> usize {
         self.shared.recycling.allocated.load(Ordering::Relaxed)
+    }
+}
+
+/// The producer's close: the flag, then the consumer's wake-up. Also [`UnboundedCloser`]'s.
+fn close_for_consumer<T>(shared: &Shared<T>) {
+    let s = &shared.signals;
+    // Release: the producer's `tail` stores (when the producer closes) happen before whatever
+    // sees the flag with Acquire (`finished`), so an empty queue seen after the flag is empty
+    // for good.
+    s.closed.store(true, Ordering::Release);
+    // Pairs with the fence of `poll_recv`: either the consumer's re-check sees `closed`, or its
+    // waker is registered by now and woken here.
+    fence(Ordering::SeqCst);
+    s.rx_waker.wake();
+}
+
+/// Closes an unbounded queue from any thread: a `Send + Sync + Clone` handle made by
+/// [`UnboundedProducer::closer`], the counterpart of the ring's
+/// [`Closer`](crate::ring::Closer).
+///
+/// [`close`](Self::close) has the effect of the producer's own close: later pushes fail with
+/// `Closed`, the consumer receives the items already pushed, then the end. It touches only
+/// the `closed` flag and the consumer's waker cell, never a slot, a segment or a position,
+/// so closing beside a producer that pushes is sound (the consumer may close at any time
+/// too). As with the ring's handle, a push running on another thread at the same moment is
+/// not ordered against the close: it may succeed after the consumer saw the end, and its item
+/// is then dropped with the queue, exactly once. The handle keeps the queue's memory alive.
+///
+/// # Examples
+/// ```
+/// let (tx, rx) = aiothreads_core::unbounded::channel::<u8>();
+/// let closer = tx.closer();
+/// assert!(!closer.is_closed());
+/// drop(rx);
+/// assert!(closer.is_closed());
+/// ```
+pub struct UnboundedCloser<T> {
+    shared: Arc<Shared<T>>,
+}
+
+// SAFETY: through the handle only the shared atomics and the waker cell are used (all `Sync`),
+// never a slot or a segment. Its `Arc` may be the last one and then drops the items left in
+// the queue on the thread that drops the handle, hence `T: Send`; no `&T` is ever formed
+// through it, so `T: Sync` is not needed.
+unsafe impl<T: core::marker::Send> core::marker::Send for UnboundedCloser<T> {}
+// SAFETY: as for `Send`: `&UnboundedCloser` reaches only atomics and the waker cell.
+unsafe impl<T: core::marker::Send> Sync for UnboundedCloser<T> {}
+
+impl<T> UnboundedCloser<T> {
+    /// Closes the queue and wakes the consumer. Idempotent; never waits.
+    pub fn close(&self) {
+        close_for_consumer(&self.shared);
+    }
+
+    /// Whether either half (or a closer) closed the queue.
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: a snapshot, like the halves' `is_closed`.
+        self.shared.signals.closed.load(Ordering::Relaxed)
+    }
+}
+
+impl<T> Clone for UnboundedCloser<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for UnboundedCloser<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnboundedCloser")
+            .field("closed", &self.is_closed())
+            .finish()
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`aiothreads_tests`): tokio current-thread and multi-thread, smol, `futures::executor` and
 //! `aiothreads::block_on`, each run bounded by a timeout that fails the test.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::future::Future;
 use std::time::Duration;

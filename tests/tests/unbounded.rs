@@ -1,0 +1,232 @@
+//! Unbounded mode (`max_size(0)`, `unbounded()`, `FromThreadChannel::new(0)`): the producer
+//! never waits, every item arrives in order, the same close/drop rules as bounded queues, and
+//! the memory of the segments is given back. On the executor matrix.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiothreads::{FromThreadChannel, IterCall};
+use common::{on_all_executors, wait_until};
+use futures::StreamExt;
+
+/// Counts the bytes currently allocated by the whole test binary, to see the queue's segments
+/// come and go.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to `System` unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `System` with `layout` (see `alloc`).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live_bytes() -> isize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// An iterator over `0..n` that says when it has been run out and when it has been dropped.
+struct Watched {
+    next: u64,
+    n: u64,
+    exhausted: Arc<AtomicBool>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Iterator for Watched {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.next == self.n {
+            self.exhausted.store(true, Ordering::SeqCst);
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_million_items_with_a_consumer_that_starts_late() {
+    const N: u64 = 1_000_000;
+    on_all_executors(|_exec| async move {
+        let before = live_bytes();
+        let exhausted = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (e, d) = (exhausted.clone(), dropped.clone());
+        let mut stream = IterCall::new(move || Watched {
+            next: 0,
+            n: N,
+            exhausted: e,
+            dropped: d,
+        })
+        .unbounded();
+        // The first poll starts the producer; it may already return the first item.
+        let mut expected = 0u64;
+        if let std::task::Poll::Ready(first) = futures::poll!(stream.next()) {
+            assert_eq!(first, Some(0));
+            expected = 1;
+        }
+        // The consumer does nothing until the producer has run its iterator out: with a
+        // bound it would be blocked at 1 024 items.
+        wait_until(
+            "the producer to run out (unbounded)",
+            Duration::from_secs(50),
+            || exhausted.load(Ordering::SeqCst),
+        );
+        let queued = live_bytes() - before;
+        assert!(
+            queued >= (N as isize - expected as isize) * 8,
+            "a million queued u64 take at least 8 MB, live bytes grew by {queued}"
+        );
+        while let Some(item) = stream.next().await {
+            assert_eq!(item, expected, "items out of order");
+            expected += 1;
+        }
+        assert_eq!(expected, N, "items lost");
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the iterator was not dropped"
+        );
+        drop(stream);
+        // The segments went back to the allocator as the consumer read them (at most a spare
+        // and the last segment stay until the queue is dropped, now).
+        let left = live_bytes() - before;
+        assert!(
+            left < 256 * 1024,
+            "{left} bytes still allocated after the stream is gone (queued: {queued})"
+        );
+    });
+}
+
+#[test]
+fn the_macro_takes_max_size_zero_as_unbounded() {
+    #[aiothreads::threaded_iterable(max_size = 0)]
+    fn numbers(n: u32) -> impl Iterator<Item = u32> {
+        0..n
+    }
+    on_all_executors(|_exec| async move {
+        let all: Vec<u32> = numbers(50_000).collect().await;
+        assert_eq!(all, (0..50_000).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn dropping_the_consumer_stops_an_unbounded_producer() {
+    on_all_executors(|_exec| async move {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let produced = Arc::new(AtomicUsize::new(0));
+        let go_on = Arc::new(AtomicBool::new(false));
+        let (d, p, g) = (dropped.clone(), produced.clone(), go_on.clone());
+        let mut stream = IterCall::new(move || {
+            let guard = Watched {
+                next: 0,
+                n: 0,
+                exhausted: Arc::new(AtomicBool::new(false)),
+                dropped: d,
+            };
+            (0u64..).inspect(move |i| {
+                let _keep = &guard;
+                p.fetch_add(1, Ordering::SeqCst);
+                if *i == 1_000 {
+                    // Hold here until the consumer is gone, so the next push finds it closed.
+                    assert!(
+                        aiothreads_tests::wait_until(Duration::from_secs(50), || g
+                            .load(Ordering::SeqCst)),
+                        "the test never let the producer go on"
+                    );
+                }
+            })
+        })
+        .max_size(0);
+        for expected in 0..10u64 {
+            assert_eq!(stream.next().await, Some(expected));
+        }
+        // The producer is held inside its 1 001st `next()` (it never waited for room before).
+        wait_until(
+            "the producer to reach item 1 000",
+            Duration::from_secs(50),
+            || produced.load(Ordering::SeqCst) == 1_001,
+        );
+        drop(stream);
+        go_on.store(true, Ordering::SeqCst);
+        wait_until(
+            "the iterator to be dropped",
+            Duration::from_secs(50),
+            || dropped.load(Ordering::SeqCst),
+        );
+        // It stopped at the first push after the close: item 1 000 was the last one made.
+        assert_eq!(produced.load(Ordering::SeqCst), 1_001);
+    });
+}
+
+#[test]
+fn an_unbounded_separate_thread_stream() {
+    on_all_executors(|_exec| async move {
+        let all: Vec<u32> = IterCall::new_separate("unbounded", || 0..20_000u32)
+            .unbounded()
+            .collect()
+            .await;
+        assert_eq!(all, (0..20_000).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn an_unbounded_channel_never_blocks_its_producers() {
+    on_all_executors(|_exec| async move {
+        let (tx, mut rx) = FromThreadChannel::<(u32, u32)>::unbounded();
+        assert_eq!(rx.max_size(), 0);
+        // Four producer threads (clones) put everything and finish before anyone receives.
+        let producers: Vec<_> = (0..4u32)
+            .map(|p| {
+                let mut tx = tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        tx.put((p, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        let mut next = [0u32; 4];
+        while let Ok((p, i)) = rx.get().await {
+            assert_eq!(i, next[p as usize], "producer {p}'s items out of order");
+            next[p as usize] += 1;
+        }
+        assert_eq!(next, [10_000; 4]);
+    });
+}
+
+#[test]
+fn closing_an_unbounded_channel_from_the_receiver_fails_later_puts() {
+    let (mut tx, mut rx) = FromThreadChannel::<u8>::new(0);
+    tx.put(1).unwrap();
+    rx.close();
+    assert!(tx.is_closed());
+    assert_eq!(tx.put(2).map_err(|e| e.into_inner()), Err(2));
+    assert_eq!(rx.try_get(), Ok(1));
+    assert!(rx.try_get().is_err());
+}
