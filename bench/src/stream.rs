@@ -7,6 +7,8 @@
 //!   stated against.
 //! - `stream/max_size`: ours with bounds 1, 16, 1 024 and 65 536 and items of 8 B and 1 KiB,
 //!   flume and async-channel at 1 024 for reference.
+//! - `stream/unbounded`: ours with `max_size(0)` against flume's, tokio's and async-channel's
+//!   unbounded channels.
 
 use std::future::Future;
 use std::pin::pin;
@@ -214,6 +216,72 @@ pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
     }
     if want("stream/max_size") {
         max_size(report);
+    }
+    if want("stream/unbounded") {
+        unbounded(report);
+    }
+}
+
+fn flume_unbounded<T: Item>(n: u64) -> Sample {
+    let (tx, rx) = flume::unbounded();
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.send(x).is_ok(), "receiver gone");
+        }
+    });
+    consume(n, Some(producer), || rx.into_stream())
+}
+
+fn tokio_unbounded<T: Item>(n: u64) -> Sample {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.send(x).is_ok(), "receiver gone");
+        }
+    });
+    consume(n, Some(producer), || {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    })
+}
+
+fn async_channel_unbounded<T: Item>(n: u64) -> Sample {
+    let (tx, rx) = async_channel::unbounded();
+    let producer = Box::new(move || {
+        for x in items::<T>(n) {
+            assert!(tx.send_blocking(x).is_ok(), "receiver gone");
+        }
+    });
+    consume(n, Some(producer), || rx)
+}
+
+/// Unbounded queues (`max_size(0)`): ours against the peers' unbounded channels, and ours
+/// with the default bound for reference. The consumer runs from the start, so the queue
+/// holds what the producer is ahead by.
+fn unbounded(report: &mut Report) {
+    let n: u64 = size(5_000_000, 500_000);
+    let names = [
+        "aiothreads IterCall, unbounded",
+        "flume::unbounded",
+        "tokio mpsc unbounded_channel",
+        "async-channel unbounded",
+        "aiothreads IterCall, max_size 1024 (reference)",
+    ];
+    let (mut a, mut b, mut c, mut d, mut e) = (
+        || ours::<u64>(n, 0),
+        || flume_unbounded::<u64>(n),
+        || tokio_unbounded::<u64>(n),
+        || async_channel_unbounded::<u64>(n),
+        || ours::<u64>(n, BOUND),
+    );
+    let samples = interleave(
+        reps(5, 3),
+        false,
+        &mut [&mut a, &mut b, &mut c, &mut d, &mut e],
+    );
+    let case = format!("stream: {n} u64 through an unbounded queue to an async consumer");
+    for (s, name) in samples.iter().zip(names) {
+        let r: Vec<f64> = s.iter().map(|s| s.0).collect();
+        report.add(&case, name, "throughput", "M items/s", &r);
     }
 }
 

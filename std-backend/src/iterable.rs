@@ -756,9 +756,16 @@ impl<F: IterFn> IterCall<F> {
 /// Parks only on a full ring.
 fn produce<F: IterFn>(f: F, tx: &mut Tx<F::Item>) {
     let parker = ThreadParker::new();
+    // One waker for the whole run (a clone per item would be two atomic RMWs per item).
+    let waker = parker.waker();
+    let mut cx = Context::from_waker(&waker);
     let mut iter = f.make();
     loop {
-        if park::wait(&parker, 0, |cx| tx.poll_ready(cx)).is_err() {
+        let room = match tx.poll_ready(&mut cx) {
+            Poll::Ready(room) => room,
+            Poll::Pending => park::wait(&parker, 0, |cx| tx.poll_ready(cx)),
+        };
+        if room.is_err() {
             // The consumer left.
             break;
         }
