@@ -301,17 +301,23 @@ fn run_child(probe: &str, var: &str, value: &str) -> (String, String) {
 
 #[test]
 fn invalid_default_max_size_env_is_a_clear_panic() {
-    for bad in ["abc", "0", "-3", ""] {
+    for bad in ["abc", "-3", ""] {
         let (stdout, _) = run_child("max_size", MAX_SIZE_ENV, bad);
         let expected = format!(
-            "CHILD-PANIC {MAX_SIZE_ENV} must be a positive integer (the queue size of \
-             threaded iterables), got {bad:?}"
+            "CHILD-PANIC {MAX_SIZE_ENV} must be a non-negative integer (the queue size of \
+             threaded iterables, 0: unbounded), got {bad:?}"
         );
         assert!(stdout.contains(&expected), "value {bad:?}: {stdout}");
         assert!(stdout.contains("CHILD-EXPLICIT items=3"), "{stdout}");
     }
-    let (stdout, _) = run_child("max_size", MAX_SIZE_ENV, " 5 ");
-    assert!(stdout.contains("CHILD-OK items=3"), "{stdout}");
+    // `0` is the original's "unbounded", as `max_size(0)` is.
+    for good in [" 5 ", "0"] {
+        let (stdout, _) = run_child("max_size", MAX_SIZE_ENV, good);
+        assert!(
+            stdout.contains("CHILD-OK items=3"),
+            "value {good:?}: {stdout}"
+        );
+    }
 }
 
 #[test]

@@ -8,10 +8,12 @@
 //! counterpart here (the ring is the one queue), so nothing is ported from it;
 //! `tests/test_threads.py` has no channel or context test.
 //!
+//! The original's iterables default to `max_size=0` (unbounded); here the default is 1024
+//! and `max_size(0)` is unbounded, so the tests written without `max_size` run both ways
+//! (`test_threaded_generator_exception_unbounded`). The channel tests of the original all use
+//! `maxsize=1`; unbounded channels and streams have their own tests in `unbounded.rs`.
+//!
 //! Not ported, on purpose:
-//! - unbounded channels (`FromThreadChannel(maxsize=0)`, the original's default, a `deque`):
-//!   every channel here is bounded (`new(0)` panics; `bad_input.rs` checks the message).
-//!   Unbounded channels are being added separately; their tests will come with them.
 //! - `await channel` (`FromThreadChannel.__await__`): `rx.get().await` is the one spelling.
 //!
 //! The original's `threaded_decorator` fixture (`threaded`, `threaded_separate`) and
@@ -269,6 +271,31 @@ fn test_threaded_generator_exception() {
             // The same as items.
             let items: Vec<_> = arange.call(10).try_stream().collect().await;
             assert_eq!(items.len(), 11);
+            assert!(items[..10].iter().all(Result::is_ok));
+            assert_eq!(
+                items[10].as_ref().unwrap_err().panic_message(),
+                Some("ZeroDivisionError")
+            );
+        }
+    });
+}
+
+/// `test_threaded_generator_exception` with the original's own default, `max_size=0`
+/// (unbounded): the producer runs ahead without waiting, and still the items arrive first,
+/// then the exception.
+#[test]
+fn test_threaded_generator_exception_unbounded() {
+    on_every_executor(|| async {
+        for deco in DECOS {
+            let arange =
+                |count: u32| (0..count).chain(std::iter::from_fn(|| panic!("ZeroDivisionError")));
+            let arange = match deco {
+                Deco::Pool => threaded_iterable(arange),
+                Deco::Separate => threaded_iterable_separate(arange),
+            }
+            .max_size(0);
+            let items: Vec<_> = arange.call(10).try_stream().collect().await;
+            assert_eq!(items.len(), 11, "{deco:?}");
             assert!(items[..10].iter().all(Result::is_ok));
             assert_eq!(
                 items[10].as_ref().unwrap_err().panic_message(),
