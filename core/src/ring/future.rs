@@ -171,12 +171,18 @@ impl<'a, T> Consumer<'a, T> {
         // either our re-check below sees the producer's newer `tail` / `closed`, or the
         // producer sees `rx_waiting == true` and wakes us.
         fence(Ordering::SeqCst);
-        if let Some(barrier) = s.heavy_barrier {
+        let heavy_barrier = s.heavy_barrier;
+        let mut found = self.pop();
+        if let (Err(PopError::Empty), Some(barrier)) = (&found, heavy_barrier) {
             // Asymmetric protocol (`barrier.rs`): the producer's `notify_consumer` has no
             // fence; this barrier orders its `tail` store or its `rx_waiting` load for it.
+            // Paid only when the cheap re-check above found nothing: a consumer that merely
+            // caught up with a busy producer finds the next item there, without the barrier
+            // (a system call that interrupts the producer's CPU).
             barrier();
+            found = self.pop();
         }
-        match self.pop() {
+        match found {
             Ok(value) => {
                 self.raw
                     .header()

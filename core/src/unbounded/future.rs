@@ -56,12 +56,16 @@ impl<T> UnboundedConsumer<T> {
         // its `close`: either our re-check below sees the producer's newer `tail` / `closed`,
         // or the producer sees `rx_waiting == true` and wakes us.
         fence(Ordering::SeqCst);
-        if let Some(barrier) = s.heavy_barrier {
-            // Asymmetric protocol: the producer's `notify_consumer` has no fence; this barrier
-            // orders its `tail` store or its `rx_waiting` load for it.
+        let heavy_barrier = s.heavy_barrier;
+        let mut found = self.pop();
+        if let (Err(PopError::Empty), Some(barrier)) = (&found, heavy_barrier) {
+            // Asymmetric protocol (the ring's `barrier.rs`): the producer's `notify_consumer`
+            // has no fence; this barrier orders its `tail` store or its `rx_waiting` load for
+            // it. Paid only when the cheap re-check above found nothing.
             barrier();
+            found = self.pop();
         }
-        match self.pop() {
+        match found {
             Ok(value) => {
                 self.shared
                     .signals
