@@ -6,7 +6,8 @@
 //! The symmetric protocol (see [Memory ordering](super#memory-ordering)) is a Dekker pair:
 //! the producer stores `tail`, executes `fence(SeqCst)` and loads `rx_waiting`; the consumer
 //! stores `rx_waiting`, executes `fence(SeqCst)` and loads `tail`. The producer pays its fence
-//! on *every* item (a locked instruction, 5–25 ns depending on the CPU) to protect a consumer
+//! on *every* item (a locked instruction: about 8 ns per item on an Intel Xeon, as reported
+//! against this crate; under 1 ns measured on an AMD EPYC Zen 3) to protect a consumer
 //! that sleeps once every few thousand items in a busy stream.
 //!
 //! With a [`HeavyBarrier`] the producer's fence becomes a compiler fence (no instruction) and
