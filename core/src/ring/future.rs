@@ -171,7 +171,7 @@ impl<'a, T> Consumer<'a, T> {
         // either our re-check below sees the producer's newer `tail` / `closed`, or the
         // producer sees `rx_waiting == true` and wakes us.
         fence(Ordering::SeqCst);
-        let heavy_barrier = s.heavy_barrier;
+        let heavy_barrier = s.heavy_barrier();
         let mut found = self.pop();
         if let (Err(PopError::Empty), Some(barrier)) = (&found, heavy_barrier) {
             // Asymmetric protocol (`barrier.rs`): the producer's `notify_consumer` has no

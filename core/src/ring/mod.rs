@@ -184,8 +184,22 @@ struct Signals {
     /// The waiting producer's waker.
     tx_waker: AtomicWaker,
     /// The consumer's heavy barrier of the asymmetric wake-up protocol (see `barrier.rs`), or
-    /// `None` for the symmetric one. Set when the ring is made, never changed afterwards.
+    /// `None` for the symmetric one. Set when the ring is made, never changed afterwards. Only
+    /// heap rings can have one, so rings built without `alloc` (firmware statics) do not pay
+    /// its word of RAM.
+    #[cfg(any(feature = "alloc", aiothreads_loom))]
     heavy_barrier: Option<fn()>,
+}
+
+impl Signals {
+    /// The asymmetric protocol's barrier, if this ring uses it (never without `alloc`).
+    #[inline(always)]
+    fn heavy_barrier(&self) -> Option<fn()> {
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        return self.heavy_barrier;
+        #[cfg(not(any(feature = "alloc", aiothreads_loom)))]
+        return None;
+    }
 }
 
 impl Header {
@@ -202,6 +216,7 @@ impl Header {
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
+                #[cfg(any(feature = "alloc", aiothreads_loom))]
                 heavy_barrier: None,
             }),
         }
@@ -220,6 +235,7 @@ impl Header {
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
+                #[cfg(any(feature = "alloc", aiothreads_loom))]
                 heavy_barrier: None,
             }),
         }
@@ -732,7 +748,7 @@ impl<T> Producer<'_, T> {
     #[inline]
     pub fn notify_consumer(&self) {
         let s = &self.raw.header().signals;
-        if s.heavy_barrier.is_none() {
+        if s.heavy_barrier().is_none() {
             // Pairs with the fence in `Consumer::poll_recv` (Dekker): either the consumer's
             // re-check of `tail` sees our last Release store of `tail`, or we see its
             // `rx_waiting` store.
