@@ -10,34 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiothreads::{FromThreadChannel, IterCall};
-use common::{on_all_executors, wait_until};
+use common::{on_all_executors, wait_until, Watched};
 use futures::StreamExt;
-
-/// An iterator over `0..n` that says when it has been run out and when it has been dropped.
-struct Watched {
-    next: u64,
-    n: u64,
-    exhausted: Arc<AtomicBool>,
-    dropped: Arc<AtomicBool>,
-}
-
-impl Iterator for Watched {
-    type Item = u64;
-    fn next(&mut self) -> Option<u64> {
-        if self.next == self.n {
-            self.exhausted.store(true, Ordering::SeqCst);
-            return None;
-        }
-        self.next += 1;
-        Some(self.next - 1)
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.dropped.store(true, Ordering::SeqCst);
-    }
-}
 
 #[test]
 fn the_macro_takes_max_size_zero_as_unbounded() {

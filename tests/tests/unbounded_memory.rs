@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiothreads::IterCall;
-use common::{on_all_executors, wait_until};
+use common::{on_all_executors, wait_until, Watched};
 use futures::StreamExt;
 
 /// Counts the bytes currently allocated by the whole test binary, to see the queue's segments
@@ -39,32 +39,6 @@ static ALLOC: Counting = Counting;
 
 fn live_bytes() -> isize {
     LIVE_BYTES.load(Ordering::Relaxed)
-}
-
-/// An iterator over `0..n` that says when it has been run out and when it has been dropped.
-struct Watched {
-    next: u64,
-    n: u64,
-    exhausted: Arc<AtomicBool>,
-    dropped: Arc<AtomicBool>,
-}
-
-impl Iterator for Watched {
-    type Item = u64;
-    fn next(&mut self) -> Option<u64> {
-        if self.next == self.n {
-            self.exhausted.store(true, Ordering::SeqCst);
-            return None;
-        }
-        self.next += 1;
-        Some(self.next - 1)
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.dropped.store(true, Ordering::SeqCst);
-    }
 }
 
 #[test]

@@ -5,6 +5,8 @@
 #![allow(dead_code, unused_imports)]
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use aiothreads_tests::{with_timeout, Executor, ALL as EXECUTORS};
@@ -27,4 +29,30 @@ pub fn wait_until(what: &str, limit: Duration, cond: impl FnMut() -> bool) {
         aiothreads_tests::wait_until(limit, cond),
         "timed out waiting for {what}"
     );
+}
+
+/// An iterator over `0..n` that says when it has been run out and when it has been dropped.
+pub struct Watched {
+    pub next: u64,
+    pub n: u64,
+    pub exhausted: Arc<AtomicBool>,
+    pub dropped: Arc<AtomicBool>,
+}
+
+impl Iterator for Watched {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        if self.next == self.n {
+            self.exhausted.store(true, Ordering::SeqCst);
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
 }
