@@ -83,9 +83,22 @@ docsrs: setup-nightly
 
 # The published artefacts build from their own tarballs: the three crates are packaged together,
 # so each one is verified against the packaged versions of the others (a local registry under
-# target/package), with every feature on. `--allow-dirty` only for a work tree with local edits.
+# target/package-verify/package), with every feature on. `--allow-dirty` only for a work tree with local edits.
+# Cargo unpacks each crate of that local registry under $CARGO_HOME/registry/src/-<hash of the
+# registry's path>/ and reuses an unpacked crate whose name and version it has seen before, even
+# when the tarball changed. A checkout at a fixed path (a CI runner) would then verify against an
+# older run's sources, so our three crates' unpacked copies from local registries (folders named
+# `-<hash>`, never crates.io's) are removed first; cargo unpacks them again. Cargo also keys a
+# registry crate's build by name and version only, so the verification builds in a target dir of
+# its own, emptied first (about 20 s on 2 cores).
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
 package:
-	$(CARGO) package $(PUBLISHED) --all-features $(if $(CI),,--allow-dirty)
+	rm -rf $(CARGO_HOME_DIR)/registry/src/-*/aiothreads-core-[0-9]* \
+	  $(CARGO_HOME_DIR)/registry/src/-*/aiothreads-macros-[0-9]* \
+	  $(CARGO_HOME_DIR)/registry/src/-*/aiothreads-[0-9]*
+	rm -rf target/package-verify
+	$(CARGO) package $(PUBLISHED) --all-features --target-dir target/package-verify \
+	  $(if $(CI),,--allow-dirty)
 
 # The README as pasted: a fresh package per install block (the workspace's crates patched in as
 # if published, the workspace's Cargo.lock for the rest), each Rust block below it built and run.
