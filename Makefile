@@ -40,8 +40,10 @@ clippy:
 test-debug:
 	$(CARGO) test --workspace --all-features
 
+# Release: the library, binaries and test suites; the doctests ran in test-debug (compiling
+# each of them again with optimisations only costs CI time).
 test-release:
-	$(CARGO) test --workspace --all-features --release
+	$(CARGO) test --workspace --all-features --release --lib --bins --tests
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features

@@ -25,11 +25,14 @@ use crate::report::Report;
 /// Queue bound of the peer comparison.
 const BOUND: usize = 1024;
 
-/// A waker that unparks the consumer thread and counts its wake-ups.
+/// A waker that unparks the consumer thread and counts its wake-ups: all of them, and those
+/// given by the consumer's own thread (a stream's cooperative yield wakes its own task: the
+/// executor re-queues it, no thread is woken).
 struct CountingWaker {
     thread: Thread,
     notified: AtomicBool,
     wakes: AtomicU64,
+    self_wakes: AtomicU64,
 }
 
 impl Wake for CountingWaker {
@@ -38,25 +41,34 @@ impl Wake for CountingWaker {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.wakes.fetch_add(1, Ordering::Relaxed);
+        if thread::current().id() == self.thread.id() {
+            self.self_wakes.fetch_add(1, Ordering::Relaxed);
+        }
         if !self.notified.swap(true, Ordering::Release) {
             self.thread.unpark();
         }
     }
 }
 
-/// Runs `fut` on this thread; returns its output and the number of wake-ups it received.
-fn block_on_counting<F: Future>(fut: F) -> (F::Output, u64) {
+/// Runs `fut` on this thread; returns its output and the wake-ups it received (all of them,
+/// and those its own thread gave).
+fn block_on_counting<F: Future>(fut: F) -> (F::Output, (u64, u64)) {
     let state = Arc::new(CountingWaker {
         thread: thread::current(),
         notified: AtomicBool::new(false),
         wakes: AtomicU64::new(0),
+        self_wakes: AtomicU64::new(0),
     });
     let waker = Waker::from(state.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
     loop {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return (out, state.wakes.load(Ordering::Relaxed));
+            let wakes = (
+                state.wakes.load(Ordering::Relaxed),
+                state.self_wakes.load(Ordering::Relaxed),
+            );
+            return (out, wakes);
         }
         while !state.notified.swap(false, Ordering::Acquire) {
             thread::park();
@@ -93,8 +105,8 @@ impl Item for [u8; 1024] {
     }
 }
 
-/// One measured run: (M items per second, consumer wake-ups per item).
-type Sample = (f64, f64);
+/// One measured run: (M items per second, consumer wake-ups per item, of which self-wakes).
+type Sample = (f64, f64, f64);
 
 /// Consumes `stream` on this thread under the counting executor while `producer` (if any)
 /// runs on its own thread; checks every item arrived, in order.
@@ -103,7 +115,7 @@ fn consume<T: Item, S: futures::Stream<Item = T>>(
     producer: Option<Box<dyn FnOnce() + Send>>,
     stream: impl FnOnce() -> S,
 ) -> Sample {
-    let mut wakes = 0;
+    let mut wakes = (0, 0);
     let t = time(|| {
         let producer = producer.map(thread::spawn);
         let (sum, count);
@@ -121,7 +133,8 @@ fn consume<T: Item, S: futures::Stream<Item = T>>(
         }
         check(n, sum, count);
     });
-    (t.mops(n), wakes as f64 / n as f64)
+    let per_item = |w: u64| w as f64 / n as f64;
+    (t.mops(n), per_item(wakes.0), per_item(wakes.1))
 }
 
 fn items<T: Item>(n: u64) -> impl Iterator<Item = T> {
@@ -197,7 +210,7 @@ fn raw_ring<T: Item>(n: u64, bound: usize) -> Sample {
         producer.join().expect("producer");
         check(n, sum, count);
     });
-    (t.mops(n), 0.0)
+    (t.mops(n), 0.0, 0.0)
 }
 
 fn check(n: u64, sum: u64, count: u64) {
@@ -327,6 +340,11 @@ fn peers(report: &mut Report) {
     for (s, name) in samples.iter().zip(names).take(5) {
         let w: Vec<f64> = s.iter().map(|s| s.1).collect();
         wakes.push(report.add(&case, name, "consumer wake-ups", "wakes/item", &w));
+    }
+    // The share of those the consumer's own thread gave (ours: the cooperative yield).
+    for (s, name) in samples.iter().zip(names).take(5) {
+        let w: Vec<f64> = s.iter().map(|s| s.2).collect();
+        report.add(&case, name, "of which self-wakes", "wakes/item", &w);
     }
     let best_peer = rates[1..5].iter().copied().fold(0.0, f64::max);
     report.goal(
