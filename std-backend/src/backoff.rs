@@ -111,6 +111,56 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
     }
 }
 
+/// Waits between two spins of an [`Adaptive`] whose waits have been long.
+const PROBE_EVERY: u32 = 16;
+
+/// A spin that learns whether it pays, for one waiter that waits again and again for the same
+/// kind of event: a stream's producer waiting for its consumer to free half the ring.
+///
+/// It spins (up to the budget, with [`spin_until`]) while the last wait was no longer than the
+/// budget. After a wait that outlasted it (a spin that ran out, or a park that took longer)
+/// it parks at once, and spins again once every [`PROBE_EVERY`] waits to notice when waits
+/// have become short. So a waiter whose event comes within a wake-up cycle never pays one,
+/// and one whose event comes much later (a slow consumer) spins in vain at most once per
+/// `PROBE_EVERY` waits. Cost per wait: a branch; per park, two reads of the clock (by the
+/// caller, to report the park's length).
+#[derive(Debug)]
+pub(crate) struct Adaptive {
+    /// The last wait was within the budget (initially assumed).
+    short: bool,
+    /// Waits without a spin since the last one, while `!short`.
+    skipped: u32,
+}
+
+impl Adaptive {
+    pub(crate) const fn new() -> Self {
+        Self {
+            short: true,
+            skipped: 0,
+        }
+    }
+
+    /// Spins up to `budget` until `ready()` if waits have been short (or a probe is due);
+    /// returns whether `ready()` came true. On `false` the caller parks, and reports the
+    /// park's length with [`parked`](Self::parked).
+    pub(crate) fn spin(&mut self, budget: Duration, ready: impl FnMut() -> bool) -> bool {
+        if !self.short {
+            self.skipped += 1;
+            if self.skipped < PROBE_EVERY {
+                return false;
+            }
+        }
+        self.skipped = 0;
+        self.short = spin_until(budget, ready);
+        self.short
+    }
+
+    /// A park (after [`spin`](Self::spin) returned `false`) ended `waited` after it began.
+    pub(crate) fn parked(&mut self, waited: Duration, budget: Duration) {
+        self.short = waited <= budget;
+    }
+}
+
 #[cfg(all(test, not(aiothreads_loom)))]
 mod tests {
     use super::*;
@@ -135,6 +185,33 @@ mod tests {
         calibrate();
         let budget = spin_budget();
         assert!((MIN_SPIN..=MAX_SPIN).contains(&budget), "{budget:?}");
+    }
+
+    #[test]
+    fn adaptive_spins_while_waits_are_short_and_probes_after_long_ones() {
+        let budget = Duration::from_micros(50);
+        let mut a = Adaptive::new();
+        // Short waits: every wait spins (and wins).
+        for _ in 0..3 {
+            assert!(a.spin(budget, || true));
+        }
+        // A spin that runs out: the next waits park at once, without calling `ready`...
+        assert!(!a.spin(budget, || false));
+        let mut calls = 0;
+        for _ in 0..PROBE_EVERY - 1 {
+            assert!(!a.spin(budget, || {
+                calls += 1;
+                true
+            }));
+            a.parked(Duration::from_millis(1), budget);
+        }
+        assert_eq!(calls, 0, "no spin while waits are long");
+        // ... until the probe, which spins again.
+        assert!(a.spin(budget, || true));
+        // A short park also turns spinning back on.
+        assert!(!a.spin(budget, || false));
+        a.parked(Duration::from_micros(10), budget);
+        assert!(a.spin(budget, || true));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! The producer of a stream (an iterator on a thread) notifies the consumer after every item;
 //! in the core's symmetric protocol that costs a `SeqCst` fence per item, to protect a
-//! consumer that sleeps once every few thousand items. With the feature `membarrier` (on by
-//! default) on Linux and Android, the rings of streams and thread channels use the
+//! consumer that sleeps once every few thousand items. With the feature `membarrier` (opt-in,
+//! see the crate docs for when it pays) on Linux and Android, the rings of streams and thread channels use the
 //! asymmetric protocol instead (see [`aiothreads_core::ring::HeavyBarrier`]): the producer's
 //! per-item check has no fence and the consumer, when it goes to sleep, calls
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`.
@@ -12,8 +12,10 @@
 //! What that costs and whom: the consumer pays one system call per sleep, which interrupts
 //! every CPU that runs a thread of this process at that moment (about 0.15 µs with no other
 //! thread running, about 5 µs in a VM with one running). Threads of the process on other
-//! CPUs take that interrupt. Real-time programs that must not be interrupted can turn the
-//! feature off (`default-features = false`): the rings then use the symmetric protocol.
+//! CPUs take that interrupt; real-time programs that must not be interrupted leave the
+//! feature off (the default): the rings then use the symmetric protocol. A consumer that
+//! often catches up with its producer (a fast consumer) pays the system call each time, which
+//! is why the feature is opt-in.
 //!
 //! The barrier is chosen once per process: the kernel is asked whether it supports the
 //! command, the process registers for it, and one call is tried. If any step fails (an old

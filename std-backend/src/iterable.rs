@@ -68,6 +68,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use crate::queue::{self, Rx, Tx};
 use aiothreads_core::park;
@@ -75,6 +76,7 @@ use aiothreads_core::slot::Slot;
 use aiothreads_core::take::TakeCell;
 use futures_core::Stream;
 
+use crate::backoff;
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
 use crate::parker::ThreadParker;
@@ -755,17 +757,27 @@ impl<F: IterFn> IterCall<F> {
 /// Cost per item: one `Iterator::next`, the ring's `poll_ready` check (a relaxed load and a
 /// compare on the producer's cached limit), one push (one Release store, no atomic RMW) and
 /// the wake-up check of the consumer (a relaxed load; plus a fence without `membarrier`).
-/// Parks only on a full ring.
+/// Waits only on a full ring: first a spin for half a ring of room, adaptive and up to this
+/// machine's wake-up cost (a consumer that keeps up frees it sooner than a park and a wake-up
+/// would take; see `pool_stream.rs`, "Waiting for room"), then a park.
 fn produce<F: IterFn>(f: F, tx: &mut Tx<F::Item>) {
     let parker = ThreadParker::new();
     // One waker for the whole run (a clone per item would be two atomic RMWs per item).
     let waker = parker.waker();
     let mut cx = Context::from_waker(&waker);
     let mut iter = f.make();
+    let mut room_wait = backoff::Adaptive::new();
+    let budget = backoff::spin_budget();
     loop {
         let room = match tx.poll_ready(&mut cx) {
             Poll::Ready(room) => room,
-            Poll::Pending => park::wait(&parker, 0, |cx| tx.poll_ready(cx)),
+            Poll::Pending if room_wait.spin(budget, || tx.room_wait_over()) => continue,
+            Poll::Pending => {
+                let parked_at = Instant::now();
+                let room = park::wait(&parker, 0, |cx| tx.poll_ready(cx));
+                room_wait.parked(parked_at.elapsed(), budget);
+                room
+            }
         };
         if room.is_err() {
             // The consumer left.

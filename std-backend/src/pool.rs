@@ -407,7 +407,7 @@ impl Shared {
     }
 
     /// The pool's full spin budget: the builder's, or the measured one.
-    fn full_spin(&self) -> Duration {
+    pub(crate) fn full_spin(&self) -> Duration {
         match self.config.spin {
             Some(budget) => budget,
             None => {
@@ -1056,8 +1056,10 @@ impl Builder {
     /// (5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
     /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
     /// CPU. The pool spends less than this while spins keep running out (and nothing once they
-    /// never pay), and returns to it while work keeps arriving within it. This is the crate's
-    /// one spin knob.
+    /// never pay), and returns to it while work keeps arriving within it. The same budget
+    /// bounds how long a stream's producer on this pool, finding its queue full, spins for the
+    /// consumer to free half of it before it gives its worker back (also adaptive; never while
+    /// other jobs wait). This is the crate's one spin knob.
     ///
     /// # Examples
     /// ```

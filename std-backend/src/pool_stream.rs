@@ -26,6 +26,17 @@
 //! first (after the iterator was dropped, on the worker), then the ring's producer half is
 //! dropped, which closes the ring.
 //!
+//! # Waiting for room: a short spin first
+//! Parking costs a cycle of its own: the stage lock, the worker handed back, and on resume the
+//! consumer's wake-up (a lock and a pool submission on the *consumer's* thread) and the job's
+//! set-up on a worker again. A consumer that keeps up frees the half ring it needs in a few
+//! µs, less than that cycle. So a producer that finds the ring full first spins, up to the
+//! pool's spin budget (`Builder::spin`, by default this machine's measured wake-up cost, see
+//! `backoff.rs`), until half the ring is free, and parks only if that does not come. The spin
+//! is adaptive ([`Adaptive`]): after a wait that outlasted the budget (a slow consumer) the
+//! producer parks at once, probing with a spin once every 16 waits; and it never spins while
+//! other jobs wait for a worker.
+//!
 //! # Cost
 //! Per item: as a parked producer's (`iterable.rs`); the room check registers no waker while
 //! the ring has room. Per suspension: one lock, one waker registration, and the worker goes
@@ -37,6 +48,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
+use std::time::Instant;
+
+use crate::backoff::Adaptive;
 use crate::queue::Tx;
 use aiothreads_core::slot::Slot;
 
@@ -58,6 +72,10 @@ struct Producing<F: IterFn> {
     f: Option<F>,
     iter: Option<F::IntoIter>,
     tx: Tx<F::Item>,
+    /// Whether waiting for room by spinning has paid lately (see "Waiting for room").
+    room_wait: Adaptive,
+    /// When the producer last parked for room (its next run reports the wait's length).
+    parked_at: Option<Instant>,
 }
 
 /// The job's state; see the module docs.
@@ -112,6 +130,8 @@ where
                     f: Some(f),
                     iter: None,
                     tx,
+                    room_wait: Adaptive::new(),
+                    parked_at: None,
                 },
                 captured: Captured::capture(),
             })),
@@ -130,7 +150,7 @@ where
     /// Writes the outcome, then closes the ring. The iterator (if any) is dropped first, here.
     fn finish(&self, work: Work<F>, outcome: Result<(), JoinError>) {
         let Work {
-            producer: Producing { f, iter, tx },
+            producer: Producing { f, iter, tx, .. },
             captured,
         } = work;
         // The iterator's `Drop` is user code: a panic there is the stream's failure.
@@ -148,15 +168,33 @@ where
 
     /// Runs the iterator while the ring has room.
     fn segment(&self, producing: &mut Producing<F>, cx: &mut Context<'_>) -> Segment {
-        let Producing { f, iter, tx } = producing;
+        let Producing {
+            f,
+            iter,
+            tx,
+            room_wait,
+            parked_at,
+        } = producing;
         let iter = match iter {
             Some(iter) => iter,
             None => iter.insert(f.take().expect("a fresh job has its function").make()),
         };
+        let budget = self.pool.full_spin();
+        if let Some(at) = parked_at.take() {
+            room_wait.parked(at.elapsed(), budget);
+        }
         let mut pushed = 0;
         loop {
             match tx.poll_ready(cx) {
-                Poll::Pending => return Segment::Full,
+                Poll::Pending => {
+                    // Full (the waker is registered): spin for half a ring of room before
+                    // parking (see "Waiting for room"), unless other jobs want the worker.
+                    if !self.pool.has_queued() && room_wait.spin(budget, || tx.room_wait_over()) {
+                        continue;
+                    }
+                    *parked_at = Some(Instant::now());
+                    return Segment::Full;
+                }
                 Poll::Ready(Err(_closed)) => return Segment::Finished,
                 Poll::Ready(Ok(())) => {}
             }

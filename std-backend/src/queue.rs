@@ -83,6 +83,18 @@ impl<T> Tx<T> {
         }
     }
 
+    /// Whether a producer that found the queue full (a `Pending` [`poll_ready`](Self::poll_ready))
+    /// should look again: the consumer has woken it (half the ring is free: its checkpoint)
+    /// or the queue is closed. What a producer spins on before it parks: two relaxed loads of
+    /// a line the consumer writes only then (see the core's `Producer::is_waiting_for_room`).
+    /// Always `true` unbounded.
+    pub(crate) fn room_wait_over(&self) -> bool {
+        match self {
+            Tx::Bounded(tx) => !tx.is_waiting_for_room(),
+            Tx::Unbounded(_) => true,
+        }
+    }
+
     /// Pushes `item` and wakes the consumer if it waits.
     ///
     /// # Errors

@@ -763,6 +763,39 @@ impl<T> Producer<'_, T> {
         }
     }
 
+    /// `true` from a [`poll_ready`](Self::poll_ready) that returned `Pending` until the
+    /// consumer wakes this producer (at its next checkpoint: once it has freed
+    /// `max(1, capacity / 2)` slots since it last looked) or the ring is closed. What a
+    /// producer that registered may spin on for a while before it sleeps, instead of reading
+    /// the consumer's position: two relaxed loads of a line the consumer writes only when it
+    /// wakes the producer (the producer's per-item wake-up check reads that line anyway), so
+    /// the spin does not slow the consumer's pops. A hint: after it turns `false`, call
+    /// `poll_ready` again.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::task::{Context, Poll};
+    ///
+    /// let mut ring = aiothreads_core::ring::Ring::<u32, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut cx = Context::from_waker(std::task::Waker::noop());
+    /// for i in 0..4 {
+    ///     tx.push(i).unwrap();
+    /// }
+    /// assert!(tx.poll_ready(&mut cx).is_pending());
+    /// assert!(tx.is_waiting_for_room());
+    /// rx.pop().unwrap();
+    /// assert!(tx.is_waiting_for_room(), "one slot is not yet the consumer's checkpoint");
+    /// rx.pop().unwrap();
+    /// assert!(!tx.is_waiting_for_room(), "half the ring is free: the consumer woke us");
+    /// assert!(tx.poll_ready(&mut cx).is_ready());
+    /// ```
+    pub fn is_waiting_for_room(&self) -> bool {
+        let s = &self.raw.header().signals;
+        // Relaxed: a hint; `poll_ready` re-checks with the protocol's orderings.
+        s.tx_waiting.load(Ordering::Relaxed) && !s.closed.load(Ordering::Relaxed)
+    }
+
     /// The number of slots this half can fill right now (free slots; a lower bound, the
     /// consumer may free more at any time).
     pub fn slots(&mut self) -> usize {
