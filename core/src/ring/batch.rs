@@ -96,6 +96,39 @@ impl<T> Producer<'_, T> {
     where
         T: Copy,
     {
+        let n = self.push_slice_no_notify(items);
+        if n > 0 {
+            self.notify_consumer();
+        }
+        n
+    }
+
+    /// [`push_slice`](Self::push_slice) without waking the consumer, as [`push`](Self::push)
+    /// is to [`try_send`](Self::try_send): for a consumer that never sleeps on this ring (it
+    /// spins or polls `pop`), or to push several batches and call
+    /// [`notify_consumer`](Self::notify_consumer) once after them. A consumer that sleeps
+    /// (`poll_recv`, `recv`, `pop_blocking`) is not woken by it.
+    ///
+    /// Cost per call: an Acquire load of `head`, the copies, one Release store of `tail`; no
+    /// fence (`push_slice` adds one `SeqCst` fence and a Relaxed load per call).
+    ///
+    /// # Examples
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    ///
+    /// let mut ring = Ring::<u8, 8>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// assert_eq!(tx.push_slice_no_notify(b"abc"), 3);
+    /// assert_eq!(tx.push_slice_no_notify(b"de"), 2);
+    /// tx.notify_consumer(); // one wake-up check for both batches
+    /// let mut buf = [0; 8];
+    /// assert_eq!(rx.pop_slice(&mut buf), 5);
+    /// assert_eq!(&buf[..5], b"abcde");
+    /// ```
+    pub fn push_slice_no_notify(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
         if self.is_closed() {
             return 0;
         }
@@ -115,7 +148,6 @@ impl<T> Producer<'_, T> {
             unsafe { self.raw.write_index(i, item) };
         }
         self.publish(n);
-        self.notify_consumer();
         n
     }
 }
