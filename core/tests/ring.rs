@@ -454,6 +454,28 @@ fn push_iter_wakes_the_waiting_consumer_when_the_iterator_panics() {
 }
 
 #[test]
+fn push_slice_wakes_a_waiting_consumer_and_the_no_notify_form_does_not() {
+    let mut ring = Ring::<u32, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    assert_eq!(tx.push_slice_no_notify(&[1, 2]), 2);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "no_notify woke the consumer");
+    tx.notify_consumer();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "notify_consumer after the batch");
+    assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
+    assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(2)));
+    assert!(rx.poll_recv(&mut cx).is_pending());
+    assert_eq!(tx.push_slice(&[3]), 1);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2, "push_slice wakes");
+    // A closed ring takes nothing.
+    rx.close();
+    assert_eq!(tx.push_slice_no_notify(&[4]), 0);
+}
+
+#[test]
 fn peek_and_lengths() {
     let mut ring = Ring::<u32, 4>::new();
     let (mut tx, mut rx) = ring.split();
