@@ -130,6 +130,3 @@ pub mod take;
 pub mod unbounded;
 
 mod sync;
-
-#[doc(hidden)]
-pub static PROF_SLOW: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);

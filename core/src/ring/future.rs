@@ -164,7 +164,6 @@ impl<'a, T> Consumer<'a, T> {
             Err(PopError::Closed) => return Poll::Ready(None),
             Err(PopError::Empty) => {}
         }
-        crate::PROF_SLOW.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let s = &self.raw.header().signals;
         s.rx_waker.register(cx.waker());
         s.rx_waiting.store(true, Ordering::Relaxed);
