@@ -462,9 +462,17 @@ fn push_slice_wakes_a_waiting_consumer_and_the_no_notify_form_does_not() {
     let mut cx = Context::from_waker(&waker);
     assert!(rx.poll_recv(&mut cx).is_pending());
     assert_eq!(tx.push_slice_no_notify(&[1, 2]), 2);
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "no_notify woke the consumer");
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        0,
+        "no_notify woke the consumer"
+    );
     tx.notify_consumer();
-    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "notify_consumer after the batch");
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        1,
+        "notify_consumer after the batch"
+    );
     assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(1)));
     assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(Some(2)));
     assert!(rx.poll_recv(&mut cx).is_pending());
