@@ -111,25 +111,30 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
     }
 }
 
-/// Waits between two spins of an [`Adaptive`] whose waits have been long.
-const PROBE_EVERY: u32 = 16;
+/// Waits after a long one before an [`Adaptive`] spins again (a probe).
+const PROBE_MIN: u32 = 16;
+/// The most waits between two probes (each failed probe doubles the interval up to this).
+const PROBE_MAX: u32 = 1024;
 
 /// A spin that learns whether it pays, for one waiter that waits again and again for the same
 /// kind of event: a stream's producer waiting for its consumer to free half the ring.
 ///
 /// It spins (up to the budget, with [`spin_until`]) while the last wait was no longer than the
 /// budget. After a wait that outlasted it (a spin that ran out, or a park that took longer)
-/// it parks at once, and spins again once every [`PROBE_EVERY`] waits to notice when waits
-/// have become short. So a waiter whose event comes within a wake-up cycle never pays one,
-/// and one whose event comes much later (a slow consumer) spins in vain at most once per
-/// `PROBE_EVERY` waits. Cost per wait: a branch; per park, two reads of the clock (by the
-/// caller, to report the park's length).
+/// it parks at once, and spins again as a probe after [`PROBE_MIN`] waits, then after twice as
+/// many each time a probe fails (up to [`PROBE_MAX`]), to notice when waits have become
+/// short. So a waiter whose event comes within a wake-up cycle never pays one, and one whose
+/// event always comes later (a slow consumer, or many streams sharing a few workers) wastes
+/// at most one budget per [`PROBE_MAX`] waits once it has learnt that. Cost per wait: a
+/// branch; per park, two reads of the clock (by the caller, to report the park's length).
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     /// The last wait was within the budget (initially assumed).
     short: bool,
     /// Waits without a spin since the last one, while `!short`.
     skipped: u32,
+    /// Waits between two probes while `!short`.
+    probe_every: u32,
 }
 
 impl Adaptive {
@@ -137,6 +142,7 @@ impl Adaptive {
         Self {
             short: true,
             skipped: 0,
+            probe_every: PROBE_MIN,
         }
     }
 
@@ -146,18 +152,27 @@ impl Adaptive {
     pub(crate) fn spin(&mut self, budget: Duration, ready: impl FnMut() -> bool) -> bool {
         if !self.short {
             self.skipped += 1;
-            if self.skipped < PROBE_EVERY {
+            if self.skipped < self.probe_every {
                 return false;
             }
         }
         self.skipped = 0;
-        self.short = spin_until(budget, ready);
-        self.short
+        let won = spin_until(budget, ready);
+        self.probe_every = match (won, self.short) {
+            // A failed probe: wait twice as long before the next one.
+            (false, false) => (self.probe_every * 2).min(PROBE_MAX),
+            _ => PROBE_MIN,
+        };
+        self.short = won;
+        won
     }
 
     /// A park (after [`spin`](Self::spin) returned `false`) ended `waited` after it began.
     pub(crate) fn parked(&mut self, waited: Duration, budget: Duration) {
-        self.short = waited <= budget;
+        if waited <= budget {
+            self.short = true;
+            self.probe_every = PROBE_MIN;
+        }
     }
 }
 
@@ -187,28 +202,49 @@ mod tests {
         assert!((MIN_SPIN..=MAX_SPIN).contains(&budget), "{budget:?}");
     }
 
+    /// Calls `a.spin` `waits` times with a `ready` that would win, reporting long parks;
+    /// returns how many of them spun.
+    fn spins_among(a: &mut Adaptive, budget: Duration, waits: u32) -> u32 {
+        let mut spun = 0;
+        for _ in 0..waits {
+            if a.spin(budget, || {
+                spun += 1;
+                false
+            }) {
+                unreachable!("ready() never returns true here");
+            }
+            a.parked(Duration::from_millis(1), budget);
+        }
+        spun
+    }
+
     #[test]
-    fn adaptive_spins_while_waits_are_short_and_probes_after_long_ones() {
+    fn adaptive_spins_while_waits_are_short_and_probes_ever_less_after_long_ones() {
         let budget = Duration::from_micros(50);
         let mut a = Adaptive::new();
         // Short waits: every wait spins (and wins).
         for _ in 0..3 {
             assert!(a.spin(budget, || true));
         }
-        // A spin that runs out: the next waits park at once, without calling `ready`...
+        // A spin that runs out: the next PROBE_MIN - 1 waits park at once...
         assert!(!a.spin(budget, || false));
-        let mut calls = 0;
-        for _ in 0..PROBE_EVERY - 1 {
-            assert!(!a.spin(budget, || {
-                calls += 1;
-                true
-            }));
-            a.parked(Duration::from_millis(1), budget);
+        assert_eq!(spins_among(&mut a, budget, PROBE_MIN - 1), 0);
+        // ... then a probe spins (and fails here, so the interval doubles).
+        assert!(spins_among(&mut a, budget, 1) > 0, "the probe spins");
+        assert_eq!(spins_among(&mut a, budget, 2 * PROBE_MIN - 1), 0);
+        assert!(
+            spins_among(&mut a, budget, 1) > 0,
+            "the next probe, twice as late"
+        );
+        // Failed probes never come more rarely than one per PROBE_MAX waits.
+        for _ in 0..10 {
+            let _ = spins_among(&mut a, budget, PROBE_MAX);
         }
-        assert_eq!(calls, 0, "no spin while waits are long");
-        // ... until the probe, which spins again.
+        assert!(spins_among(&mut a, budget, PROBE_MAX) > 0);
+        // A probe that wins turns spinning back on for every wait.
+        while !a.spin(budget, || true) {}
         assert!(a.spin(budget, || true));
-        // A short park also turns spinning back on.
+        // So does a short park.
         assert!(!a.spin(budget, || false));
         a.parked(Duration::from_micros(10), budget);
         assert!(a.spin(budget, || true));

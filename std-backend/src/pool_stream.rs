@@ -34,7 +34,8 @@
 //! pool's spin budget (`Builder::spin`, by default this machine's measured wake-up cost, see
 //! `backoff.rs`), until half the ring is free, and parks only if that does not come. The spin
 //! is adaptive ([`Adaptive`]): after a wait that outlasted the budget (a slow consumer) the
-//! producer parks at once, probing with a spin once every 16 waits; and it never spins while
+//! producer parks at once, probing with a spin after 16 waits, then ever more rarely (up to
+//! once per 1 024 waits) while probes fail; and it never spins while
 //! other jobs wait for a worker.
 //!
 //! # Cost
