@@ -52,10 +52,14 @@ pub(crate) fn spin_budget() -> Duration {
 }
 
 /// Measures this machine's sleep/wake cycle once per process; the first caller does it (about
-/// 15 × 1–60 µs), later callers return at once. Called by a pool worker that is idle anyway.
+/// 15 × 1–60 µs), later callers return at once (a load, no read-modify-write). Called by a
+/// pool worker that is idle anyway.
 pub(crate) fn calibrate() {
     // Relaxed: only elects one measuring thread; nothing is published through the flag.
-    if cfg!(miri) || CALIBRATING.swap(true, Ordering::Relaxed) {
+    if cfg!(miri)
+        || CALIBRATING.load(Ordering::Relaxed)
+        || CALIBRATING.swap(true, Ordering::Relaxed)
+    {
         return;
     }
     let mut samples = [Duration::ZERO; 15];
@@ -114,7 +118,7 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
 /// Waits after a long one before an [`Adaptive`] spins again (a probe).
 const PROBE_MIN: u32 = 16;
 /// The most waits between two probes (each failed probe doubles the interval up to this).
-const PROBE_MAX: u32 = 1024;
+const PROBE_MAX: u32 = 256;
 
 /// A spin that learns whether it pays, for one waiter that waits again and again for the same
 /// kind of event: a stream's producer waiting for its consumer to free half the ring.
@@ -126,7 +130,10 @@ const PROBE_MAX: u32 = 1024;
 /// short. So a waiter whose event comes within a wake-up cycle never pays one, and one whose
 /// event always comes later (a slow consumer, or many streams sharing a few workers) wastes
 /// at most one budget per [`PROBE_MAX`] waits once it has learnt that. Cost per wait: a
-/// branch; per park, two reads of the clock (by the caller, to report the park's length).
+/// branch. A caller whose park is dear anyway (a futex) may also report the park's length
+/// ([`parked`](Self::parked): two reads of the clock), so that a short park turns spinning
+/// back on at once; a pool stream's producer, which parks often and cheaply, relies on the
+/// probes alone.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     /// The last wait was within the budget (initially assumed).

@@ -115,6 +115,10 @@ pub(crate) struct Shared {
     queued: AtomicUsize,
     /// Workers currently spinning (not holding the lock, not parked).
     spinning: AtomicUsize,
+    /// Stream producers currently spinning for room (`with_spinner_place`). Kept apart from
+    /// `spinning`: those threads take no job while they spin, so `submit` must not count them
+    /// as idle workers about to take one.
+    producer_spinning: AtomicUsize,
     /// Mirror of `state.shutdown` for spinning workers.
     shutdown: AtomicBool,
     /// Admission to a bounded queue (`None`: unbounded).
@@ -215,6 +219,30 @@ impl Shared {
     /// Whether jobs wait in the queue (a hint: one relaxed load).
     pub(crate) fn has_queued(&self) -> bool {
         self.queued.load(Ordering::Relaxed) > 0
+    }
+
+    /// Runs `spin` (a stream producer's wait for room, see `pool_stream.rs`) with the pool's
+    /// spin budget if this pool may have one more spinning thread now, and returns its
+    /// result; `None` if not. A place exists while no job waits in the queue and fewer than
+    /// `max_spinners - 1` of the pool's threads spin (idle workers and producers together), so
+    /// one CPU is always left for the thread the producer waits for, its consumer: on one CPU
+    /// a producer never spins. Cost: three relaxed loads and two relaxed read-modify-writes.
+    pub(crate) fn with_spinner_place<R>(&self, spin: impl FnOnce(Duration) -> R) -> Option<R> {
+        if self.has_queued() {
+            return None;
+        }
+        let places = self.config.max_spinners.saturating_sub(1);
+        // Relaxed: a heuristic bound on the number of spinners; nothing is published through
+        // these counters.
+        let others = self.spinning.load(Ordering::Relaxed);
+        let result = if self.producer_spinning.fetch_add(1, Ordering::Relaxed) + others < places {
+            // The measured budget without `calibrate` (an idle worker measures it).
+            Some(spin(self.config.spin.unwrap_or_else(backoff::spin_budget)))
+        } else {
+            None
+        };
+        self.producer_spinning.fetch_sub(1, Ordering::Relaxed);
+        result
     }
 
     /// Makes the task of `f` and queues it; `place`: it holds a place of the gate.
@@ -407,7 +435,7 @@ impl Shared {
     }
 
     /// The pool's full spin budget: the builder's, or the measured one.
-    pub(crate) fn full_spin(&self) -> Duration {
+    fn full_spin(&self) -> Duration {
         match self.config.spin {
             Some(budget) => budget,
             None => {
@@ -1093,6 +1121,7 @@ impl Builder {
             exit_cv: Condvar::new(),
             queued: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
+            producer_spinning: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             gate: self.config.max_queued.map(Gate::new),
             spin_score: AtomicU32::new(SCORE_MAX),

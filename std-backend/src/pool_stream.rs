@@ -35,8 +35,9 @@
 //! `backoff.rs`), until half the ring is free, and parks only if that does not come. The spin
 //! is adaptive ([`Adaptive`]): after a wait that outlasted the budget (a slow consumer) the
 //! producer parks at once, probing with a spin after 16 waits, then ever more rarely (up to
-//! once per 1 024 waits) while probes fail; and it never spins while
-//! other jobs wait for a worker.
+//! once per 256 waits) while probes fail. And it spins only where the pool has room for
+//! one more spinner (`Shared::with_spinner_place`): never while other jobs wait for a worker,
+//! and never on the last CPU, which is left to the consumer it waits for.
 //!
 //! # Cost
 //! Per item: as a parked producer's (`iterable.rs`); the room check registers no waker while
@@ -48,8 +49,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
-
-use std::time::Instant;
 
 use crate::backoff::Adaptive;
 use crate::queue::Tx;
@@ -75,8 +74,6 @@ struct Producing<F: IterFn> {
     tx: Tx<F::Item>,
     /// Whether waiting for room by spinning has paid lately (see "Waiting for room").
     room_wait: Adaptive,
-    /// When the producer last parked for room (its next run reports the wait's length).
-    parked_at: Option<Instant>,
 }
 
 /// The job's state; see the module docs.
@@ -132,7 +129,6 @@ where
                     iter: None,
                     tx,
                     room_wait: Adaptive::new(),
-                    parked_at: None,
                 },
                 captured: Captured::capture(),
             })),
@@ -174,26 +170,21 @@ where
             iter,
             tx,
             room_wait,
-            parked_at,
         } = producing;
         let iter = match iter {
             Some(iter) => iter,
             None => iter.insert(f.take().expect("a fresh job has its function").make()),
         };
-        let budget = self.pool.full_spin();
-        if let Some(at) = parked_at.take() {
-            room_wait.parked(at.elapsed(), budget);
-        }
         let mut pushed = 0;
         loop {
             match tx.poll_ready(cx) {
                 Poll::Pending => {
                     // Full (the waker is registered): spin for half a ring of room before
-                    // parking (see "Waiting for room"), unless other jobs want the worker.
-                    if !self.pool.has_queued() && room_wait.spin(budget, || tx.room_wait_over()) {
+                    // parking (see "Waiting for room") if the pool has a spinner's place.
+                    let spin = |budget| room_wait.spin(budget, || tx.room_wait_over());
+                    if self.pool.with_spinner_place(spin) == Some(true) {
                         continue;
                     }
-                    *parked_at = Some(Instant::now());
                     return Segment::Full;
                 }
                 Poll::Ready(Err(_closed)) => return Segment::Finished,
