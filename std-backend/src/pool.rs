@@ -1225,3 +1225,49 @@ where
 {
     default_pool().spawn(f)
 }
+
+#[cfg(all(test, not(aiothreads_loom)))]
+mod spinner_place_tests {
+    use super::*;
+
+    fn pool_with_spinners(max_spinners: usize) -> Pool {
+        let mut builder = Builder::new().spin(Duration::from_micros(7));
+        builder.config.max_spinners = max_spinners;
+        builder.build()
+    }
+
+    #[test]
+    fn a_producer_never_spins_on_the_last_cpu() {
+        let pool = pool_with_spinners(1);
+        assert_eq!(pool.owner.shared.with_spinner_place(|_| ()), None);
+    }
+
+    #[test]
+    fn a_producer_spins_with_the_pools_budget_where_a_place_is_left() {
+        let pool = pool_with_spinners(3);
+        let shared = &pool.owner.shared;
+        assert_eq!(
+            shared.with_spinner_place(|budget| budget),
+            Some(Duration::from_micros(7))
+        );
+        // Two producers may spin at once (3 spinners, one CPU left), not a third.
+        let nested = shared.with_spinner_place(|_| {
+            shared.with_spinner_place(|_| shared.with_spinner_place(|_| ()))
+        });
+        assert_eq!(nested, Some(Some(None)));
+        // Idle workers that spin take places too.
+        shared.spinning.store(2, Ordering::Relaxed);
+        assert_eq!(shared.with_spinner_place(|_| ()), None);
+        shared.spinning.store(0, Ordering::Relaxed);
+        assert_eq!(shared.producer_spinning.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_producer_never_spins_while_jobs_are_queued() {
+        let pool = pool_with_spinners(3);
+        let shared = &pool.owner.shared;
+        shared.queued.store(1, Ordering::Relaxed);
+        assert_eq!(shared.with_spinner_place(|_| ()), None);
+        shared.queued.store(0, Ordering::Relaxed);
+    }
+}
