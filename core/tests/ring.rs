@@ -44,6 +44,14 @@ impl Park for ThreadParker {
 
 /// A waker that counts its wakes.
 struct CountWake(AtomicUsize);
+impl CountWake {
+    /// The counter and a waker that increments it.
+    fn pair() -> (Arc<Self>, Waker) {
+        let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        (wakes, waker)
+    }
+}
 impl Wake for CountWake {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
@@ -432,8 +440,7 @@ fn push_iter_publishes_when_the_iterator_panics() {
 fn push_iter_wakes_the_waiting_consumer_when_the_iterator_panics() {
     let mut ring = Ring::<u32, 8>::new();
     let (mut tx, mut rx) = ring.split();
-    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
-    let waker = Waker::from(wakes.clone());
+    let (wakes, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     // The consumer task waits on the empty ring.
     assert!(rx.poll_recv(&mut cx).is_pending());
@@ -457,8 +464,7 @@ fn push_iter_wakes_the_waiting_consumer_when_the_iterator_panics() {
 fn push_slice_wakes_a_waiting_consumer_and_the_no_notify_form_does_not() {
     let mut ring = Ring::<u32, 8>::new();
     let (mut tx, mut rx) = ring.split();
-    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
-    let waker = Waker::from(wakes.clone());
+    let (wakes, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     assert!(rx.poll_recv(&mut cx).is_pending());
     assert_eq!(tx.push_slice_no_notify(&[1, 2]), 2);
@@ -545,8 +551,7 @@ fn async_send_waits_for_space() {
 fn producer_is_woken_lazily_at_the_checkpoint() {
     let mut ring = Ring::<u32, 4>::new();
     let (mut tx, mut rx) = ring.split();
-    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
-    let waker = Waker::from(wakes.clone());
+    let (wakes, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     for i in 0..4 {
         tx.push(i).unwrap();
@@ -568,8 +573,7 @@ fn producer_is_woken_lazily_at_the_checkpoint() {
 fn consumer_is_woken_by_try_send_but_not_by_push() {
     let mut ring = Ring::<u32, 4>::new();
     let (mut tx, mut rx) = ring.split();
-    let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
-    let waker = Waker::from(wakes.clone());
+    let (wakes, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     assert!(rx.poll_recv(&mut cx).is_pending());
     tx.push(1).unwrap();

@@ -127,9 +127,10 @@
 //!   consumer pays `membarrier(PRIVATE_EXPEDITED)` (an interrupt to each CPU running a thread
 //!   of the process) each time it finds the queue empty and prepares to sleep. It pays only
 //!   where the fence is expensive *and* the consumer seldom catches up with the producer: a
-//!   consumer faster than its producer catches up every few hundred items, and there the
-//!   system call (about 5 µs in a VM) costs far more than the fences it saves (on an AMD EPYC
-//!   VM a fast stream ran at 25–30 M items/s with it against 100 M without). Off (the default),
+//!   consumer faster than its producer can catch up every few hundred items, and there the
+//!   system call (about 5 µs on the AMD EPYC VM this crate is measured on, with another thread
+//!   running) can cost more than the fences it saves (on that VM a fast stream ran at 25–30 M
+//!   items/s with it against about 100 M without). Off (the default),
 //!   or where the kernel refuses the call, every ring uses the fence per item.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
