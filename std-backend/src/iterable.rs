@@ -294,13 +294,33 @@ struct Running<F: IterFn> {
     job: Arc<dyn StreamEnd>,
     /// Items delivered since this stream last returned `Pending` (see [`STREAM_BUDGET`]).
     streak: u32,
+    /// Whether this run of items is polled inside a tokio runtime, where it also spends
+    /// tokio's budget (looked up when a run starts, `streak == 0`).
+    #[cfg(feature = "tokio")]
+    in_tokio: bool,
+}
+
+impl<F: IterFn> Running<F> {
+    fn new(rx: Rx<F::Item>, job: Arc<dyn StreamEnd>) -> Self {
+        Self {
+            rx,
+            job,
+            streak: 0,
+            #[cfg(feature = "tokio")]
+            in_tokio: false,
+        }
+    }
 }
 
 /// Items a stream delivers in a row before it yields to the executor once (a self-wake and
-/// one `Pending`): 10–40 µs of a fast stream (5–20 ns per item through an executor), far below
-/// a timer tick, and one self-wake per 2 048 items (4.9e-4 per item), so that the wake-ups a
-/// stream costs stay under 1e-3 per item with this yield included. tokio's own budget is 128
-/// *operations* per task poll; a stream item here is far cheaper than a typical operation.
+/// one `Pending`), outside tokio: 10–40 µs of a fast stream (5–20 ns per item through an
+/// executor), far below a timer tick, and one self-wake per 2 048 items (4.9e-4 per item), so
+/// that the wake-ups a stream costs stay under 1e-3 per item with this yield included.
+///
+/// Inside a tokio runtime (feature `tokio`) a stream also spends tokio's own budget, one unit
+/// per item as tokio's channels do (128 per task poll), so tokio's yield comes first: the
+/// task's other tokio resources share that budget, and a task woken on the same runtime waits
+/// for 128 items, not 2 048 (PERFORMANCE.md, `interference/stream`).
 const STREAM_BUDGET: u32 = 2048;
 
 /// The producer's side of a stream, in one allocation shared with the consumer: the job a
@@ -650,7 +670,7 @@ impl<F: IterFn> IterCall<F> {
                         Target::Separate(spec) => {
                             let (job, rx) = self.make_job(f, QueueLink::default());
                             run_on_new_thread(spec.clone(), job.clone());
-                            State::Running(Running { rx, job, streak: 0 })
+                            State::Running(Running::new(rx, job))
                         }
                         Target::Pool(pool) => {
                             let pool = pool.as_ref().unwrap_or_else(|| crate::default_pool());
@@ -681,16 +701,12 @@ impl<F: IterFn> IterCall<F> {
                             };
                             let (end, job) = start(f, tx, permit.link(), permit.shared(), batch);
                             permit.submit(job);
-                            Running {
-                                rx,
-                                job: end,
-                                streak: 0,
-                            }
+                            Running::new(rx, end)
                         }
                         None => {
                             let (job, rx) = self.make_job(f, permit.link());
                             permit.submit(job.clone());
-                            Running { rx, job, streak: 0 }
+                            Running::new(rx, job)
                         }
                     };
                     self.state = State::Running(running);
@@ -702,8 +718,9 @@ impl<F: IterFn> IterCall<F> {
     /// The shared `poll_next`, failures as `Err`.
     ///
     /// Cost per item: one ring pop when an item is there, plus a per-stream counter (no
-    /// thread-local, no atomic); otherwise one waker registration (and a wake-up of this task
-    /// by the producer's next push). No spinning.
+    /// thread-local, no atomic), and inside a tokio runtime one thread-local access to tokio's
+    /// budget; otherwise one waker registration (and a wake-up of this task by the producer's
+    /// next push). No spinning.
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
         if self.poll_start(cx).is_pending() {
             return Poll::Pending;
@@ -715,6 +732,28 @@ impl<F: IterFn> IterCall<F> {
         // `STREAM_BUDGET` items in a row without a `Pending`, it wakes itself and returns
         // `Pending` once, on every executor (the stream's own counter: no thread-local per
         // item).
+        //
+        // Inside a tokio runtime (a task or `block_on`), tokio's budget as well: a thread-local
+        // access per item, as for tokio's own channels, and tokio's yield comes first (128
+        // units per task poll). Whether we run inside a runtime is looked up once per run of
+        // items; the stream's own budget stays as the backstop where tokio sets no budget.
+        #[cfg(feature = "tokio")]
+        if running.streak == 0 {
+            running.in_tokio = tokio::runtime::Handle::try_current().is_ok();
+        }
+        #[cfg(feature = "tokio")]
+        let unit = if running.in_tokio {
+            match tokio::task::coop::poll_proceed(cx) {
+                Poll::Ready(unit) => Some(unit),
+                Poll::Pending => {
+                    // tokio woke the task: it yields once, like a tokio resource.
+                    running.streak = 0;
+                    return Poll::Pending;
+                }
+            }
+        } else {
+            None
+        };
         if running.streak >= STREAM_BUDGET {
             running.streak = 0;
             cx.waker().wake_by_ref();
@@ -722,6 +761,10 @@ impl<F: IterFn> IterCall<F> {
         }
         match running.rx.poll_recv(cx) {
             Poll::Ready(Some(item)) => {
+                #[cfg(feature = "tokio")]
+                if let Some(unit) = unit {
+                    unit.made_progress();
+                }
                 running.streak += 1;
                 return Poll::Ready(Some(Ok(item)));
             }
