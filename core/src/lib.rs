@@ -130,3 +130,4 @@ pub mod take;
 pub mod unbounded;
 
 mod sync;
+mod wake;

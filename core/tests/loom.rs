@@ -80,6 +80,28 @@ mod ring_models {
         });
     }
 
+    /// The consumer waits twice in a row: its flag, cleared when its re-check found the first
+    /// item (or by the producer's wake), must be set again and seen by the second push. The
+    /// handshake is the one the unbounded queue uses (`crate::wake`); bounded to 5
+    /// preemptions like that queue's model of the same shape (a lost wake-up of this shape
+    /// needs 4: with a plain `store` of the flag instead of a `swap`, loom reports one).
+    #[test]
+    fn consumer_waits_twice() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(5);
+        builder.check(|| {
+            let (mut tx, mut rx) = ring::with_capacity::<u32>(2);
+            let t = thread::spawn(move || {
+                tx.try_send(1).unwrap();
+                tx.try_send(2).unwrap();
+                tx
+            });
+            assert_eq!(block_on(rx.recv()), Some(1));
+            assert_eq!(block_on(rx.recv()), Some(2));
+            drop(t.join().unwrap());
+        });
+    }
+
     /// Same with a batch push, which notifies once at the end.
     #[test]
     fn push_slice_wakes_waiting_consumer() {

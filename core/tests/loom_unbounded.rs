@@ -127,7 +127,7 @@ fn push_wakes_waiting_consumer() {
 ///
 /// The exhaustive run takes about ten minutes, so this model bounds the preemptions to 5
 /// (a lost wake-up of this shape needs 4: with plain stores of `rx_waiting`, loom reports one
-/// at that bound in a second; see the comment in `poll_recv`).
+/// at that bound in a second; see the module docs of the shared handshake, `core/src/wake.rs`).
 #[test]
 fn consumer_waits_twice() {
     let mut builder = loom::model::Builder::new();

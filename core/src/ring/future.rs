@@ -13,6 +13,7 @@ use futures_core::Stream;
 use super::{Closed, Consumer, PopError, Producer, PushError};
 use crate::park::{self, Park};
 use crate::sync::{fence, Ordering};
+use crate::wake::wait_or_take;
 
 impl<'a, T> Producer<'a, T> {
     /// Pushes `value` and wakes the consumer if it waits. Wait-free.
@@ -164,36 +165,13 @@ impl<'a, T> Consumer<'a, T> {
             Err(PopError::Closed) => return Poll::Ready(None),
             Err(PopError::Empty) => {}
         }
-        let s = &self.raw.header().signals;
-        s.rx_waker.register(cx.waker());
-        s.rx_waiting.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `Producer::notify_consumer` and with the fence of `close`:
-        // either our re-check below sees the producer's newer `tail` / `closed`, or the
-        // producer sees `rx_waiting == true` and wakes us.
-        fence(Ordering::SeqCst);
-        let heavy_barrier = s.heavy_barrier();
-        let mut found = self.pop();
-        if let (Err(PopError::Empty), Some(barrier)) = (&found, heavy_barrier) {
-            // Asymmetric protocol (`barrier.rs`): the producer's `notify_consumer` has no
-            // fence; this barrier orders its `tail` store or its `rx_waiting` load for it.
-            // Paid only when the cheap re-check above found nothing: a consumer that merely
-            // caught up with a busy producer finds the next item there, without the barrier
-            // (a system call that interrupts the producer's CPU).
-            barrier();
-            found = self.pop();
-        }
+        let found = wait_or_take(self, cx, |c| c.raw.header().signals.rx_side(), Self::pop);
         match found {
-            Ok(value) => {
-                self.raw
-                    .header()
-                    .signals
-                    .rx_waiting
-                    .store(false, Ordering::Relaxed);
-                Poll::Ready(Some(value))
-            }
+            Ok(value) => Poll::Ready(Some(value)),
             Err(PopError::Closed) => Poll::Ready(None),
             Err(PopError::Empty) => {
-                // The fence above follows our last `head` store: it serves as a checkpoint.
+                // The handshake's fence follows our last `head` store: it serves as a
+                // checkpoint.
                 self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
                 super::wake_producer_if_waiting(self.raw.header());
                 Poll::Pending

@@ -105,8 +105,9 @@
 //!   with `Acquire` before overwriting the slot. Each half caches the other half's position
 //!   and reloads it only when the cache says full (producer) or empty (consumer), so the hot
 //!   path has no RMW and usually touches no cache line written by the other side.
-//! - Waiting is a Dekker pair on each direction. The waiting side registers its waker, stores
-//!   its `*_waiting` flag, executes `fence(SeqCst)` and re-checks the ring. The notifying side
+//! - Waiting is a Dekker pair on each direction. The waiting side registers its waker, sets
+//!   its `*_waiting` flag, executes `fence(SeqCst)` and re-checks the ring (the consumer's
+//!   side is the crate's shared handshake, module `wake`, also used by the unbounded queue). The notifying side
 //!   publishes its position, executes `fence(SeqCst)` and loads the flag. The two `SeqCst`
 //!   fences are totally ordered: if the waiter's fence comes first, the notifier sees the
 //!   flag and wakes; if the notifier's fence comes first, the waiter's re-check sees the new
@@ -120,9 +121,9 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::compiler_fence;
 
 use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell};
+use crate::wake::RxSide;
 
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 mod barrier;
@@ -192,6 +193,16 @@ struct Signals {
 }
 
 impl Signals {
+    /// The consumer's half of the wake-up handshake (`crate::wake`).
+    #[inline(always)]
+    fn rx_side(&self) -> RxSide<'_> {
+        RxSide {
+            waker: &self.rx_waker,
+            waiting: &self.rx_waiting,
+            heavy_barrier: self.heavy_barrier(),
+        }
+    }
+
     /// The asymmetric protocol's barrier, if this ring uses it (never without `alloc`).
     #[inline(always)]
     fn heavy_barrier(&self) -> Option<fn()> {
@@ -747,20 +758,9 @@ impl<T> Producer<'_, T> {
     /// consumer is waiting.
     #[inline]
     pub fn notify_consumer(&self) {
-        let s = &self.raw.header().signals;
-        if s.heavy_barrier().is_none() {
-            // Pairs with the fence in `Consumer::poll_recv` (Dekker): either the consumer's
-            // re-check of `tail` sees our last Release store of `tail`, or we see its
-            // `rx_waiting` store.
-            fence(Ordering::SeqCst);
-        } else {
-            // Asymmetric protocol (`barrier.rs`): the consumer's heavy barrier stands in for
-            // our fence; only the compiler must keep the `tail` store before the load below.
-            compiler_fence(Ordering::SeqCst);
-        }
-        if s.rx_waiting.load(Ordering::Relaxed) && s.rx_waiting.swap(false, Ordering::Relaxed) {
-            s.rx_waker.wake();
-        }
+        // The producer's side of the shared handshake (`crate::wake`): a fence (or, with a
+        // heavy barrier, a compiler fence) and the load of the consumer's flag.
+        self.raw.header().signals.rx_side().notify();
     }
 
     /// `true` from a [`poll_ready`](Self::poll_ready) that returned `Pending` until the

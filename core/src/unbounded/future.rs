@@ -12,7 +12,7 @@ use futures_core::Stream;
 
 use super::{PopError, UnboundedConsumer};
 use crate::park::{self, Park};
-use crate::sync::{fence, Ordering};
+use crate::wake::wait_or_take;
 
 impl<T> UnboundedConsumer<T> {
     /// Pops an item; if none is available, registers `cx`'s waker, to be woken by the
@@ -43,36 +43,8 @@ impl<T> UnboundedConsumer<T> {
             Err(PopError::Closed) => return Poll::Ready(None),
             Err(PopError::Empty) => {}
         }
-        let s = &self.shared.signals;
-        s.rx_waker.register(cx.waker());
-        // A `swap`, not a plain store (here and when clearing the flag below): every write of
-        // `rx_waiting` is then a read-modify-write, so all of them sit in one chain of the
-        // modification order in loom's model too. With plain stores loom (whose modification
-        // order is only partial) reports a lost wake-up that the C++ model rules out (a
-        // `store(true)` left unordered with the producer's `swap`); the cost is one RMW on the
-        // way to sleep, next to the several of the waker registration.
-        s.rx_waiting.swap(true, Ordering::Relaxed);
-        // Pairs with the fence in `UnboundedProducer::notify_consumer` and with the fence of
-        // its `close`: either our re-check below sees the producer's newer `tail` / `closed`,
-        // or the producer sees `rx_waiting == true` and wakes us.
-        fence(Ordering::SeqCst);
-        let heavy_barrier = s.heavy_barrier;
-        let mut found = self.pop();
-        if let (Err(PopError::Empty), Some(barrier)) = (&found, heavy_barrier) {
-            // Asymmetric protocol (the ring's `barrier.rs`): the producer's `notify_consumer`
-            // has no fence; this barrier orders its `tail` store or its `rx_waiting` load for
-            // it. Paid only when the cheap re-check above found nothing.
-            barrier();
-            found = self.pop();
-        }
-        match found {
-            Ok(value) => {
-                self.shared
-                    .signals
-                    .rx_waiting
-                    .swap(false, Ordering::Relaxed);
-                Poll::Ready(Some(value))
-            }
+        match wait_or_take(self, cx, |c| c.shared.signals.rx_side(), Self::pop) {
+            Ok(value) => Poll::Ready(Some(value)),
             Err(PopError::Closed) => Poll::Ready(None),
             Err(PopError::Empty) => Poll::Pending,
         }

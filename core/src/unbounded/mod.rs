@@ -102,11 +102,11 @@
 // halves), so it names the crate itself.
 extern crate alloc;
 
+use crate::wake::RxSide;
 use alloc::boxed::Box;
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::compiler_fence;
 
 use crate::sync::{
     fence, Arc, AtomicBool, AtomicPtr, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell,
@@ -315,6 +315,18 @@ struct Signals {
     /// The consumer's heavy barrier of the asymmetric wake-up protocol (see
     /// [`HeavyBarrier`]), or `None` for the fence pair. Set by the constructor, never changed.
     heavy_barrier: Option<fn()>,
+}
+
+impl Signals {
+    /// The consumer's half of the wake-up handshake (`crate::wake`).
+    #[inline(always)]
+    fn rx_side(&self) -> RxSide<'_> {
+        RxSide {
+            waker: &self.rx_waker,
+            waiting: &self.rx_waiting,
+            heavy_barrier: self.heavy_barrier,
+        }
+    }
 }
 
 impl<T> Shared<T> {
@@ -593,21 +605,9 @@ impl<T> UnboundedProducer<T> {
     /// ```
     #[inline]
     pub fn notify_consumer(&self) {
-        let s = &self.shared.signals;
-        if s.heavy_barrier.is_none() {
-            // Pairs with the fence in `UnboundedConsumer::poll_recv` (Dekker): either the
-            // consumer's re-check of `tail` sees our last Release store of `tail`, or we see
-            // its `rx_waiting` store.
-            fence(Ordering::SeqCst);
-        } else {
-            // Asymmetric protocol (the ring's `barrier.rs` has the argument): the consumer's
-            // heavy barrier stands in for our fence; the compiler keeps the `tail` store
-            // before the load below.
-            compiler_fence(Ordering::SeqCst);
-        }
-        if s.rx_waiting.load(Ordering::Relaxed) && s.rx_waiting.swap(false, Ordering::Relaxed) {
-            s.rx_waker.wake();
-        }
+        // The producer's side of the shared handshake (`crate::wake`): a fence (or, with a
+        // heavy barrier, a compiler fence) and the load of the consumer's flag.
+        self.shared.signals.rx_side().notify();
     }
 
     /// The number of items queued (an upper bound: the consumer may pop at any time, and its
