@@ -96,7 +96,7 @@
 //! - ring handoff (head/tail, cached indices, close flag, items dropped exactly once by the last
 //!   half): `push_pop_close`, `items_dropped_exactly_once`, `drain_races_pushes`;
 //! - ring consumer wake-up (`rx_waiting` + fence against the producer's notify):
-//!   `try_send_wakes_waiting_consumer`, `push_slice_wakes_waiting_consumer`,
+//!   `try_send_wakes_waiting_consumer`, `push_slice_wakes_waiting_consumer`, `consumer_waits_twice`,
 //!   `close_wakes_waiting_consumer`, `both_sides_waiting`;
 //! - ring producer wake-up (lazy half-ring checkpoint): `pop_wakes_waiting_producer_cap2`,
 //!   `lazy_checkpoint_wakes_waiting_producer_cap4`, `close_wakes_waiting_producer`;
