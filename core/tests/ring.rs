@@ -6,57 +6,16 @@ use core::pin::pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 use std::sync::Arc;
-use std::task::Wake;
 use std::thread;
 
-use aiothreads_core::park::Park;
 use aiothreads_core::ring::{Closed, PopError, PushError, Ring};
 use futures::executor::block_on;
 use futures::StreamExt;
 
 const ITEMS: u64 = if cfg!(miri) { 200 } else { 1_000_000 };
 
-/// Counts drops of its values.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A `Park` for std threads: the waker unparks the thread that created it.
-struct ThreadParker;
-struct Unparker(thread::Thread);
-impl Wake for Unparker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-impl Park for ThreadParker {
-    fn waker(&self) -> Waker {
-        Arc::new(Unparker(thread::current())).into()
-    }
-    fn park(&self) {
-        thread::park();
-    }
-}
-
-/// A waker that counts its wakes.
-struct CountWake(AtomicUsize);
-impl CountWake {
-    /// The counter and a waker that increments it.
-    fn pair() -> (Arc<Self>, Waker) {
-        let wakes = Arc::new(CountWake(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        (wakes, waker)
-    }
-}
-impl Wake for CountWake {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
+mod common;
+use common::{CountWake, Counted, ThreadParker};
 
 #[test]
 fn fifo_across_two_threads_raw() {

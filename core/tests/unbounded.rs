@@ -7,13 +7,11 @@ use core::cell::Cell;
 use core::future::Future;
 use core::pin::pin;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::task::Wake;
 use std::thread;
 
-use aiothreads_core::park::Park;
 use aiothreads_core::unbounded::{self, Closed, PopError, SEGMENT_LEN};
 use futures::executor::block_on;
 use futures::{Stream, StreamExt};
@@ -50,45 +48,8 @@ fn allocations_here() -> usize {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// Counts drops of its values.
-#[derive(Debug)]
-struct Counted(Arc<AtomicUsize>);
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A `Park` for std threads: the waker unparks the thread that created it.
-struct ThreadParker;
-struct Unparker(thread::Thread);
-impl Wake for Unparker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-impl Park for ThreadParker {
-    fn waker(&self) -> Waker {
-        Arc::new(Unparker(thread::current())).into()
-    }
-    fn park(&self) {
-        thread::park();
-    }
-}
-
-/// A waker that counts its wakes.
-struct CountWake(AtomicUsize);
-impl Wake for CountWake {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn count_waker() -> (Arc<CountWake>, Waker) {
-    let count = Arc::new(CountWake(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
-    (count, waker)
-}
+mod common;
+use common::{CountWake, Counted, ThreadParker};
 
 /// The producer pushes everything before the consumer even starts: it never blocks and never
 /// fails, and the consumer then gets every item in order, then the end.
@@ -369,7 +330,7 @@ fn peek_and_len_across_a_boundary() {
 /// not by `push_no_notify` alone; a push to a consumer that does not wait wakes nobody.
 #[test]
 fn push_wakes_a_waiting_consumer_only() {
-    let (count, waker) = count_waker();
+    let (count, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     let (mut tx, mut rx) = unbounded::channel::<u32>();
 
@@ -400,7 +361,7 @@ fn push_wakes_a_waiting_consumer_only() {
 #[test]
 fn recv_future_woken_across_threads() {
     let (mut tx, mut rx) = unbounded::channel::<u32>();
-    let (count, waker) = count_waker();
+    let (count, waker) = CountWake::pair();
     let mut cx = Context::from_waker(&waker);
     {
         let mut fut = pin!(rx.recv());
