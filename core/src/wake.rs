@@ -6,7 +6,7 @@
 //!
 //! | consumer ([`wait_or_take`]) | producer ([`RxSide::notify`]) |
 //! |---|---|
-//! | register the waker; `waiting.swap(true)` | publish the item (`tail`, Release) |
+//! | register the waker; pop once more; `waiting.swap(true)` | publish the item (`tail`, Release) |
 //! | `fence(SeqCst)` | `fence(SeqCst)` |
 //! | pop again | `waiting.load()`; if set, `swap(false)` and wake |
 //!
@@ -25,9 +25,9 @@
 //!
 //! Cost, producer, per notify: one fence (or a compiler fence with a heavy barrier) and one
 //! Relaxed load of a line the consumer writes only when it waits; a `swap` and the wake only
-//! when the consumer waits. Consumer, per empty poll: the waker registration, two `swap`s at
-//! most, one fence, one or two more pops (and the heavy barrier if it has one and the second
-//! pop found nothing).
+//! when the consumer waits. Consumer, per empty poll: the waker registration and one more pop;
+//! only if that pop finds nothing, two `swap`s at most, one fence, one or two more pops (and
+//! the heavy barrier if it has one and the pop after the fence found nothing).
 
 use core::task::Context;
 
@@ -65,8 +65,9 @@ impl RxSide<'_> {
 }
 
 /// The consumer's side, after a pop of `consumer` found the queue empty: registers `cx`'s
-/// waker, announces that it waits, and pops again (after the heavy barrier too, if the queue
-/// has one). An item found by these pops clears the announcement and is returned;
+/// waker, pops once more, and if that finds nothing announces that it waits and pops again
+/// (after the heavy barrier too, if the queue has one). An item found after the announcement
+/// clears it; an item found by any of these pops is returned;
 /// `Err(Empty)` means the consumer may sleep: the producer's next notify wakes it.
 ///
 /// `side` and `pop` take the consumer in turn, so that the handshake's state can live inside
@@ -78,11 +79,17 @@ pub(crate) fn wait_or_take<C, T>(
     side: for<'c> fn(&'c C) -> RxSide<'c>,
     pop: fn(&mut C) -> Result<T, PopError>,
 ) -> Result<T, PopError> {
-    {
-        let s = side(consumer);
-        s.waker.register(cx.waker());
-        s.waiting.swap(true, Ordering::Relaxed);
+    side(consumer).waker.register(cx.waker());
+    // One look before announcing: a consumer that merely caught up with a busy producer
+    // usually finds the next item here, after the registration's few tens of nanoseconds.
+    // It then leaves the flag (a line the producer reads per item) unwritten, pays no fence,
+    // and costs the producer no wake-up. The registered waker stays unused: the producer
+    // wakes only a consumer whose flag is set.
+    let early = pop(consumer);
+    if !matches!(early, Err(PopError::Empty)) {
+        return early;
     }
+    side(consumer).waiting.swap(true, Ordering::Relaxed);
     // Pairs with the fence in `RxSide::notify` and with the fence of the producer's `close`:
     // either the pop below sees the producer's newer `tail` / `closed`, or the producer sees
     // `waiting == true` and wakes us.
