@@ -10,11 +10,11 @@
 //! | `fence(SeqCst)` | `fence(SeqCst)` |
 //! | pop again | `waiting.load()`; if set, `swap(false)` and wake |
 //!
-//! Either the consumer's second pop sees the item, or the producer's load sees the flag (the
-//! two fences are ordered in the single total order of `SeqCst` operations). With a *heavy
+//! Either the consumer's pop after its fence sees the item, or the producer's load sees the
+//! flag (the two fences are ordered in the single total order of `SeqCst` operations). With a *heavy
 //! barrier* (the asymmetric protocol of `ring/barrier.rs`), the producer's fence is only a
-//! compiler fence and the consumer, when its second pop still finds nothing, runs the barrier
-//! (which orders the producer's store and load for it) and pops a third time.
+//! compiler fence and the consumer, when its pop after the fence still finds nothing, runs
+//! the barrier (which orders the producer's store and load for it) and pops once more.
 //!
 //! Every write of the flag is a read-modify-write (`swap`), on both sides, so that all of
 //! them sit in one chain of the flag's modification order, in loom's model as in the C++
@@ -29,11 +29,10 @@
 //! only if that pop finds nothing, two `swap`s at most, one fence, one or two more pops (and
 //! the heavy barrier if it has one and the pop after the fence found nothing).
 
+use core::sync::atomic::compiler_fence;
 use core::task::Context;
 
 use crate::ring::PopError;
-use core::sync::atomic::compiler_fence;
-
 use crate::sync::{fence, AtomicBool, AtomicWaker, Ordering};
 
 /// The consumer's half of the handshake's shared state: its waker cell, its waiting flag, and

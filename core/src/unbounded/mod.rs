@@ -88,8 +88,9 @@
 //!   Neither side reads anything of the other through the other direction, so those
 //!   accesses are Relaxed. A stale view costs at most a free and a later allocation, never a
 //!   shared segment: a side can only overwrite the value the other side wrote last.
-//! - Waiting is the ring's Dekker pair: the consumer registers its waker, stores
-//!   `rx_waiting`, executes `fence(SeqCst)` and re-checks the queue; the producer publishes
+//! - Waiting is the ring's Dekker pair, one handshake for both (module `wake`): the consumer
+//!   registers its waker, looks once more, sets `rx_waiting` (a `swap`), executes
+//!   `fence(SeqCst)` and re-checks the queue; the producer publishes
 //!   `tail`, executes `fence(SeqCst)` and loads `rx_waiting`. Either the consumer's re-check
 //!   sees the item, or the producer sees the flag and wakes it.
 //! - `closed` is stored by the producer with Release after its last `tail` store and loaded
