@@ -12,8 +12,8 @@
 //! Two timers run beside the main task, both ticking every 1 ms:
 //! - the tokio `interval` above. Its deadlines are rounded up to the timer wheel's next whole
 //!   millisecond, so its lateness is mostly the phase of the run's start against that
-//!   millisecond (0.1–1.3 ms for the same contender from one run to the next) and resolves
-//!   nothing finer;
+//!   millisecond (0.1–1.3 ms for the same contender from one run to the next on an AMD EPYC
+//!   VM) and resolves nothing finer;
 //! - a *woken task*: a thread outside the runtime sleeps to every millisecond and sends the
 //!   instant it woke to a task of the runtime, which records how long after the send it ran.
 //!   That delay is the scheduler's alone (the wake-up of a parked runtime, or the wait for a

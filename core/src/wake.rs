@@ -80,7 +80,7 @@ pub(crate) fn wait_or_take<C, T>(
 ) -> Result<T, PopError> {
     side(consumer).waker.register(cx.waker());
     // One look before announcing: a consumer that merely caught up with a busy producer
-    // usually finds the next item here, after the registration's few tens of nanoseconds.
+    // often finds the next item here, once the waker registration is done.
     // It then leaves the flag (a line the producer reads per item) unwritten, pays no fence,
     // and costs the producer no wake-up. The registered waker stays unused: the producer
     // wakes only a consumer whose flag is set.

@@ -322,7 +322,8 @@ impl<F: IterFn> Running<F> {
 /// task's other tokio resources share that budget, and a task woken on the same runtime waits
 /// for 128 items, not 2 048 (PERFORMANCE.md, `interference/stream`). The price is tokio's
 /// channels' too: a consumer that does nothing but drain the stream yields every 128 items
-/// (the demo's 100 M-item stream: a median of 36 against 61 M items/s with 2 048).
+/// (the demo's 100 M-item stream on an AMD EPYC VM: a median of 36 against 61 M items/s with
+/// 2 048).
 const STREAM_BUDGET: u32 = 2048;
 
 /// The producer's side of a stream, in one allocation shared with the consumer: the job a
