@@ -136,7 +136,9 @@ pub(crate) fn block_on_checked<F: Future>(
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
         loop {
-            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            // Outside tokio's budget: this thread is no task, and a budget spent by the
+            // future it blocks must not keep the polls below `Pending` (see `coop`).
+            if let Poll::Ready(output) = crate::coop::poll_unconstrained(future.as_mut(), &mut cx) {
                 return Ok(output);
             }
             if let Some(check) = may_block.take() {

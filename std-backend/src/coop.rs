@@ -78,6 +78,29 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Unit> {
     })
 }
 
+/// Polls `future` once outside tokio's cooperative budget, for the loops that block a thread
+/// until a future is ready (`block_on`, the `sync_await` hop, `blocking_iter` without a loop).
+///
+/// The thread that blocks is no task: the budget it may carry belongs to the future it
+/// blocks (the future of a multi-thread runtime's `block_on`, say), which cannot yield while
+/// it waits. A spent budget would make every tokio resource polled here (tokio's
+/// `JoinHandle`, our streams) return `Pending` and wake itself at once, for ever: the loop
+/// would spin instead of waiting. Without the `tokio` feature, a plain poll. Cost: tokio's
+/// thread-local budget saved and restored around the poll.
+pub(crate) fn poll_unconstrained<F: core::future::Future + ?Sized>(
+    future: core::pin::Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    #[cfg(feature = "tokio")]
+    {
+        use core::future::Future;
+        let mut unconstrained = tokio::task::coop::unconstrained(future);
+        core::pin::Pin::new(&mut unconstrained).poll(cx)
+    }
+    #[cfg(not(feature = "tokio"))]
+    future.poll(cx)
+}
+
 /// One of our polls returned `Pending`: the task yields, so the thread's budget is refilled.
 pub(crate) fn refill() {
     let _ = LEFT.try_with(|left| left.set(BUDGET));

@@ -406,7 +406,10 @@ fn wait_here<F: Future + Unpin>(fut: &mut F) -> F::Output {
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
         loop {
-            if let Poll::Ready(out) = Pin::new(&mut *fut).poll(&mut cx) {
+            // Outside tokio's budget, as `block_on` (see `coop::poll_unconstrained`): a budget
+            // spent by the future this thread blocks kept tokio's `JoinHandle` `Pending`.
+            if let Poll::Ready(out) = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx)
+            {
                 return out;
             }
             parker.park_after_spin(crate::backoff::spin_budget());

@@ -108,3 +108,57 @@ fn a_fast_stream_spends_tokios_budget() {
         );
     });
 }
+
+/// Spends the enclosing tokio budget (128 units) with ready receives, as any busy task may
+/// have done before it blocks.
+async fn spend_tokios_budget() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..256u32 {
+        tx.send(i).unwrap();
+    }
+    for _ in 0..256 {
+        rx.recv().await.unwrap();
+    }
+}
+
+/// The thread in a multi-thread runtime's `block_on` may block (it is no worker), and its
+/// blocking waits run outside the budget of the future it blocks: a hop made after that
+/// future spent tokio's budget used to find tokio's `JoinHandle` always `Pending`
+/// (self-woken), and spun at 100 % CPU for ever at the 128th `sync_await` in a row.
+#[test]
+fn sync_await_on_a_block_on_thread_after_the_budget_is_spent() {
+    with_timeout("sync_await, budget spent", Duration::from_secs(60), || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for i in 0..300u32 {
+                assert_eq!(aiothreads::sync_await(async move { i }), i);
+            }
+            spend_tokios_budget().await;
+            assert_eq!(aiothreads::try_sync_await(async { 7 }).unwrap(), 7);
+        });
+    });
+}
+
+/// The same for our own stream polled by the public `block_on` on that thread: the stream
+/// spends tokio's budget inside a runtime, so an exhausted budget made it yield for ever.
+#[test]
+fn block_on_of_a_stream_on_a_block_on_thread_after_the_budget_is_spent() {
+    with_timeout(
+        "block_on stream, budget spent",
+        Duration::from_secs(60),
+        || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                spend_tokios_budget().await;
+                let items: Vec<u32> = aiothreads::block_on(IterCall::new(|| 0..1000u32).collect());
+                assert_eq!(items, (0..1000).collect::<Vec<_>>());
+            });
+        },
+    );
+}
