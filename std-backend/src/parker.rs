@@ -89,6 +89,13 @@ impl ThreadParker {
             self.inner.thread.id(),
             "ThreadParker::park called from a thread that does not own it"
         );
+        if self.try_consume() {
+            return;
+        }
+        // A pool worker that goes to sleep here leaves its place to the jobs it may be
+        // waiting for (`pool::Blocked`).
+        #[cfg(not(aiothreads_loom))]
+        let _blocked = crate::pool::Blocked::enter();
         while !self.try_consume() {
             thread::park();
         }

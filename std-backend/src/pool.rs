@@ -30,6 +30,11 @@
 //! - **Withdrawn jobs leave at once.** A handle dropped before its job started drops the
 //!   closure there and then; in a bounded pool the job also leaves the queue and frees its
 //!   place.
+//! - **Blocked workers step aside.** A worker that goes to sleep in one of the crate's
+//!   blocking waits (`ThreadParker::park`: `sync_await`, `block_on`, `blocking_iter`, `put`)
+//!   stops counting against `max_threads` until it wakes ([`Blocked`]), and queued jobs get a
+//!   worker: jobs that each wait for another call on their own pool cannot starve it. A worker
+//!   that finds more non-blocked workers than `max_threads` exits after its current job.
 //! - **Robustness**: `catch_unwind` around each job (a panic never kills a worker), poisoned
 //!   locks are recovered, the thread count is rolled back when `thread::Builder::spawn` fails,
 //!   and when no thread at all can run the queued jobs they fail with
@@ -102,6 +107,9 @@ struct State {
     sleeping: usize,
     /// Notifications sent and not yet consumed by a worker.
     notified: usize,
+    /// Workers asleep in one of this crate's blocking waits ([`Blocked`]): counted in
+    /// `threads`, but not against `max_threads`, so the jobs they may wait for get a thread.
+    blocked: usize,
     shutdown: bool,
     next_id: usize,
 }
@@ -167,6 +175,43 @@ thread_local! {
     /// Address of the `Shared` of the pool this thread works for (0: none). Lets `shutdown`
     /// called from a job not wait for its own thread.
     static WORKER_OF: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    /// The pool this thread works for, for [`Blocked`] (empty: none).
+    static POOL_OF: core::cell::RefCell<std::sync::Weak<Shared>> =
+        const { core::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
+/// A pool worker asleep in one of this crate's blocking waits (`sync_await`, `block_on`,
+/// `blocking_iter`, a full channel's `put`: every wait parks through `ThreadParker::park`).
+///
+/// While the guard lives the worker does not count against its pool's `max_threads`: if jobs
+/// wait in the queue, the pool wakes or starts another worker for them. Without it, jobs that
+/// each wait for another call on their own pool (`sync_await(inner(x))` in a pooled `outer`)
+/// could occupy every worker and wait for ever for calls that no worker was left to run.
+/// When the wait ends the pool may run more than `max_threads` jobs for a while: a worker
+/// that finds its pool over the bound exits after its current job instead of taking another
+/// (`Shared::surplus`). On any other thread the guard does nothing.
+///
+/// Cost: nothing on the way in unless the thread is a pool worker; then the pool's lock twice
+/// per sleep (not per spin: waits that end within their spin never sleep).
+pub(crate) struct Blocked(Option<Arc<Shared>>);
+
+impl Blocked {
+    /// Counts this thread out of its pool's bound until the guard is dropped.
+    pub(crate) fn enter() -> Self {
+        let shared = POOL_OF.try_with(|p| p.borrow().upgrade()).ok().flatten();
+        if let Some(shared) = &shared {
+            shared.block();
+        }
+        Blocked(shared)
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.0 {
+            shared.lock().blocked -= 1;
+        }
+    }
 }
 
 impl Withdraw for Shared {
@@ -290,7 +335,7 @@ impl Shared {
             self.work_cv.notify_one();
             return;
         }
-        if st.threads >= self.config.max_threads {
+        if st.threads - st.blocked >= self.config.max_threads {
             return;
         }
         st.threads += 1;
@@ -317,16 +362,39 @@ impl Shared {
         }
     }
 
+    /// A worker of this pool goes to sleep in a blocking wait ([`Blocked`]): it stops
+    /// counting against `max_threads`, and queued jobs without a taker get a worker.
+    fn block(self: &Arc<Self>) {
+        let mut st = self.lock();
+        st.blocked += 1;
+        let mut deferred = Deferred::default();
+        if st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting {
+            self.wake_or_spawn(&mut st, &mut deferred);
+        }
+        drop(st);
+        self.run_deferred(deferred);
+    }
+
+    /// More workers outside blocking waits than `max_threads` (a worker woke from its wait
+    /// while the one started in its place still runs): the worker that sees it exits.
+    fn surplus(&self, st: &State) -> bool {
+        st.threads - st.blocked > self.config.max_threads
+    }
+
     /// The body of a worker thread.
     fn worker(self: Arc<Self>) {
         WORKER_OF.with(|w| w.set(Arc::as_ptr(&self) as usize));
+        let _ = POOL_OF.try_with(|p| *p.borrow_mut() = Arc::downgrade(&self));
         let mut st = self.lock();
         st.starting -= 1;
         'outer: loop {
             // Whether this worker spun since it last ran out of queued work.
             let mut spun = false;
-            // Run what is queued.
-            while let Some(Queued { job, place }) = st.queue.pop_front() {
+            // Run what is queued, unless the pool has a worker too many: then this one exits.
+            while let Some(Queued { job, place }) = match self.surplus(&st) {
+                true => None,
+                false => st.queue.pop_front(),
+            } {
                 let left = st.queue.len();
                 self.queued.store(left, Ordering::Relaxed);
                 let mut deferred = Deferred {
@@ -351,7 +419,7 @@ impl Shared {
                 }
                 st = self.lock();
             }
-            if st.shutdown {
+            if st.shutdown || self.surplus(&st) {
                 break;
             }
             if !spun {
@@ -409,7 +477,15 @@ impl Shared {
             }
         }
         st.threads -= 1;
+        // A surplus worker may leave jobs queued: they need a taker among those that stay.
+        let mut deferred = Deferred::default();
+        if !st.shutdown
+            && st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting
+        {
+            self.wake_or_spawn(&mut st, &mut deferred);
+        }
         drop(st);
+        self.run_deferred(deferred);
         self.exit_cv.notify_all();
     }
 
@@ -978,6 +1054,14 @@ impl Builder {
 
     /// The most threads the pool runs at once. The pool starts with none and grows on backlog.
     ///
+    /// A worker asleep in one of this crate's blocking waits (`sync_await` and its family,
+    /// [`block_on`](crate::block_on), a blocking iterator's `next()`, a full channel's `put`)
+    /// does not count: while it sleeps, queued jobs get another worker, so jobs that wait for
+    /// other calls on their own pool cannot take every thread and starve those calls. When
+    /// such waits end the pool may run more than `n` jobs at once for a while; a worker that
+    /// finds the pool over its bound exits after its current job. Waits of other code (a
+    /// `Mutex`, `std::sync::mpsc`, I/O) count as running.
+    ///
     /// # Panics
     /// If `n` is zero.
     ///
@@ -1113,6 +1197,7 @@ impl Builder {
                 threads: 0,
                 sleeping: 0,
                 notified: 0,
+                blocked: 0,
                 shutdown: false,
                 next_id: 0,
                 starting: 0,

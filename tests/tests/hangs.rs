@@ -356,3 +356,25 @@ fn reserve_after_shutdown_reports_shutdown() {
         assert!(matches!(err, JoinError::Shutdown), "{err:?}");
     });
 }
+
+/// Jobs that each `sync_await` another call on their own pool, twice as many as the pool has
+/// threads: every worker waits for a call queued behind it. Found by a stress run: it hung on
+/// every executor (no error, no panic). A worker asleep in one of the crate's blocking waits
+/// no longer counts against `max_threads`, so the inner calls get a thread; once the waits
+/// are over the pool shrinks back to its bound.
+#[test]
+fn jobs_awaiting_calls_on_their_own_full_pool_on_every_executor() {
+    on_every_executor(|| async {
+        let pool = Pool::builder().max_threads(2).build();
+        let outer: Vec<_> = (0..4u64)
+            .map(|i| {
+                let own = pool.clone();
+                pool.spawn(move || aiothreads::sync_await(Call::new(move || i * 2).on(&own)) + 1)
+            })
+            .collect();
+        let got = futures::future::join_all(outer).await;
+        assert_eq!(got, [1, 3, 5, 7]);
+        wait_until(Duration::from_secs(10), || pool.thread_count() <= 2);
+        assert!(pool.thread_count() <= 2, "the pool stays above its bound");
+    });
+}
