@@ -135,16 +135,23 @@ pub(crate) fn block_on_checked<F: Future>(
     let mut may_block = Some(may_block);
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
+        // The first poll as is: a future ready at once pays nothing more. Every other poll
+        // runs outside tokio's budget (at once if the first found it spent): this thread is no
+        // task, and a budget spent by the future it blocks must not keep them `Pending` (see
+        // `coop`).
+        let mut ready = future.as_mut().poll(&mut cx);
+        if ready.is_pending() && crate::coop::budget_spent() {
+            ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
+        }
         loop {
-            // Outside tokio's budget: this thread is no task, and a budget spent by the
-            // future it blocks must not keep the polls below `Pending` (see `coop`).
-            if let Poll::Ready(output) = crate::coop::poll_unconstrained(future.as_mut(), &mut cx) {
+            if let Poll::Ready(output) = ready {
                 return Ok(output);
             }
             if let Some(check) = may_block.take() {
                 check()?;
             }
             parker.park_after_spin(crate::backoff::spin_budget());
+            ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
         }
     })
 }

@@ -101,6 +101,16 @@ pub(crate) fn poll_unconstrained<F: core::future::Future + ?Sized>(
     future.poll(cx)
 }
 
+/// Whether tokio's budget on this thread is spent: a blocking wait whose first poll returned
+/// `Pending` then polls again at once, outside it ([`poll_unconstrained`]), instead of
+/// waiting for a wake-up that tokio may defer. `false` without the `tokio` feature.
+pub(crate) fn budget_spent() -> bool {
+    #[cfg(feature = "tokio")]
+    return !tokio::task::coop::has_budget_remaining();
+    #[cfg(not(feature = "tokio"))]
+    false
+}
+
 /// One of our polls returned `Pending`: the task yields, so the thread's budget is refilled.
 pub(crate) fn refill() {
     let _ = LEFT.try_with(|left| left.set(BUDGET));

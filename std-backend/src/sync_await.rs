@@ -405,14 +405,19 @@ where
 fn wait_here<F: Future + Unpin>(fut: &mut F) -> F::Output {
     with_parker(|parker, waker| {
         let mut cx = Context::from_waker(waker);
+        // As `block_on_checked`: the first poll as is, every other one outside tokio's budget
+        // (see `coop::poll_unconstrained`; at once if the first found it spent). A budget spent
+        // by the future this thread blocks kept tokio's `JoinHandle` `Pending`.
+        let mut ready = Pin::new(&mut *fut).poll(&mut cx);
+        if ready.is_pending() && crate::coop::budget_spent() {
+            ready = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx);
+        }
         loop {
-            // Outside tokio's budget, as `block_on` (see `coop::poll_unconstrained`): a budget
-            // spent by the future this thread blocks kept tokio's `JoinHandle` `Pending`.
-            if let Poll::Ready(out) = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx)
-            {
+            if let Poll::Ready(out) = ready {
                 return out;
             }
             parker.park_after_spin(crate::backoff::spin_budget());
+            ready = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx);
         }
     })
 }
