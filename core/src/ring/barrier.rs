@@ -6,9 +6,13 @@
 //! The symmetric protocol (see [Memory ordering](super#memory-ordering)) is a Dekker pair:
 //! the producer stores `tail`, executes `fence(SeqCst)` and loads `rx_waiting`; the consumer
 //! stores `rx_waiting`, executes `fence(SeqCst)` and loads `tail`. The producer pays its fence
-//! on *every* item (a locked instruction: about 8 ns per item on an Intel Xeon, as reported
-//! against this crate; under 1 ns measured on an AMD EPYC Zen 3) to protect a consumer
-//! that sleeps once every few thousand items in a busy stream.
+//! on *every* item (a locked instruction, which waits for the item's stores to leave the
+//! store buffer) to protect a consumer that sleeps once every few thousand items in a busy
+//! stream. What that costs depends on the CPU and on where the consumer is: about 8 ns per
+//! item on an Intel Xeon, as reported against this crate; on an AMD EPYC Zen 3 VM under 1 ns
+//! with both halves on one thread, but 20–30 ns more per item between two threads when the
+//! consumer reads right behind the producer (every store then waits for a cache line the
+//! consumer holds).
 //!
 //! With a [`HeavyBarrier`] the producer's fence becomes a compiler fence (no instruction) and
 //! the consumer, after its own `fence(SeqCst)`, calls the heavy barrier before it re-checks
