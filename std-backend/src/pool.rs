@@ -1060,7 +1060,8 @@ impl Builder {
     /// other calls on their own pool cannot take every thread and starve those calls. When
     /// such waits end the pool may run more than `n` jobs at once for a while; a worker that
     /// finds the pool over its bound exits after its current job. Waits of other code (a
-    /// `Mutex`, `std::sync::mpsc`, I/O) count as running.
+    /// `Mutex`, `std::sync::mpsc`, I/O) count as running. `max_threads(1)` therefore does not
+    /// make jobs mutually exclusive: while one waits in those calls, the next may start.
     ///
     /// # Panics
     /// If `n` is zero.
