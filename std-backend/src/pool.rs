@@ -317,14 +317,19 @@ impl Shared {
         let len = st.queue.len();
         // Relaxed: read by spinners as a hint; they take the lock before acting on it.
         self.queued.store(len, Ordering::Relaxed);
-        // Relaxed: a spinner decrements `spinning` before it takes this lock, so under the
-        // lock we either see its decrement or it will see our push.
-        let spinning = self.spinning.load(Ordering::Relaxed);
-        if len > spinning + st.notified + st.starting {
+        if self.untaken(&st) {
             self.wake_or_spawn(&mut st, &mut deferred);
         }
         drop(st);
         self.run_deferred(deferred);
+    }
+
+    /// More jobs queued than workers about to take one (spinning, notified or starting): one
+    /// more taker is needed.
+    fn untaken(&self, st: &State) -> bool {
+        // Relaxed: a spinner decrements `spinning` before it takes the lock we hold, so we
+        // either see its decrement or it will see the queued jobs.
+        st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting
     }
 
     /// Wakes a parked worker, or starts a new one if none is parked and the pool may grow.
@@ -368,7 +373,7 @@ impl Shared {
         let mut st = self.lock();
         st.blocked += 1;
         let mut deferred = Deferred::default();
-        if st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting {
+        if self.untaken(&st) {
             self.wake_or_spawn(&mut st, &mut deferred);
         }
         drop(st);
@@ -401,7 +406,7 @@ impl Shared {
                     leave: usize::from(place),
                     ..Deferred::default()
                 };
-                if left > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting {
+                if self.untaken(&st) {
                     // Spread: more work than takers.
                     self.wake_or_spawn(&mut st, &mut deferred);
                 }
@@ -479,9 +484,7 @@ impl Shared {
         st.threads -= 1;
         // A surplus worker may leave jobs queued: they need a taker among those that stay.
         let mut deferred = Deferred::default();
-        if !st.shutdown
-            && st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting
-        {
+        if !st.shutdown && self.untaken(&st) {
             self.wake_or_spawn(&mut st, &mut deferred);
         }
         drop(st);

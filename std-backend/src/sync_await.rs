@@ -38,8 +38,8 @@
 use core::any::Any;
 use core::future::{poll_fn, Future};
 use core::panic::AssertUnwindSafe;
-use core::pin::{pin, Pin};
-use core::task::{Context, Poll};
+use core::pin::pin;
+use core::task::Poll;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind};
 
@@ -47,7 +47,7 @@ use aiothreads_core::slot::oneshot;
 
 #[cfg(doc)]
 use crate::block_on::block_on;
-use crate::block_on::{block_on_checked, with_parker};
+use crate::block_on::block_on_checked;
 use crate::context::ContextSnapshot;
 use crate::loop_handle::Loop;
 use crate::misuse::{self, check_may_block};
@@ -400,24 +400,12 @@ where
     }
 }
 
-/// Blocks this thread until `fut` (a handle on the loop's work) is ready: spin for the crate's
-/// budget, then park (the misuse check was made by the caller).
+/// Blocks this thread until `fut` (a handle on the loop's work) is ready: `block_on`'s loop
+/// (spin for the crate's budget, then park; polls after the first outside tokio's budget),
+/// with no misuse check of its own (the caller made it).
 fn wait_here<F: Future + Unpin>(fut: &mut F) -> F::Output {
-    with_parker(|parker, waker| {
-        let mut cx = Context::from_waker(waker);
-        // As `block_on_checked`: the first poll as is, every other one outside tokio's budget
-        // (see `coop::poll_unconstrained`; at once if the first found it spent). A budget spent
-        // by the future this thread blocks kept tokio's `JoinHandle` `Pending`.
-        let mut ready = Pin::new(&mut *fut).poll(&mut cx);
-        if ready.is_pending() && crate::coop::budget_spent() {
-            ready = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx);
-        }
-        loop {
-            if let Poll::Ready(out) = ready {
-                return out;
-            }
-            parker.park_after_spin(crate::backoff::spin_budget());
-            ready = crate::coop::poll_unconstrained(Pin::new(&mut *fut), &mut cx);
-        }
-    })
+    match block_on_checked(fut, || Ok(())) {
+        Ok(out) => out,
+        Err(never) => unreachable!("no check was asked for: {never:?}"),
+    }
 }
