@@ -9,13 +9,12 @@
 //! per-item check has no fence and the consumer, when it goes to sleep, calls
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`.
 //!
-//! What that costs and whom: the consumer pays one system call per sleep, which interrupts
-//! every CPU that runs a thread of this process at that moment (about 0.15 µs with no other
-//! thread running, about 5 µs in a VM with one running). Threads of the process on other
-//! CPUs take that interrupt; real-time programs that must not be interrupted leave the
-//! feature off (the default): the rings then use the symmetric protocol. A consumer that
-//! often catches up with its producer (a fast consumer) pays the system call each time, which
-//! is why the feature is opt-in.
+//! What that costs and whom: the consumer pays one system call per sleep, which interrupts every
+//! CPU that runs a thread of this process at that moment (on an AMD EPYC VM about 0.15 µs with no
+//! other thread running, about 5 µs with one running). Threads of the process on other CPUs take
+//! that interrupt; real-time programs that must not be interrupted leave the feature off (the
+//! default): the rings then use the symmetric protocol. A consumer that often catches up with its
+//! producer (a fast consumer) pays the system call each time, which is why the feature is opt-in.
 //!
 //! The barrier is chosen once per process: the kernel is asked whether it supports the
 //! command, the process registers for it, and one call is tried. If any step fails (an old
