@@ -1,9 +1,13 @@
 //! [`block_on`]: a minimal executor for the current thread.
 
-use core::cell::Cell;
 use core::future::{Future, IntoFuture};
+use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use aiothreads_core::park::{poll_with_lazy_waker, LazyWaker};
 
 use crate::misuse::{check_block_on, WouldDeadlock};
 use crate::parker::ThreadParker;
@@ -15,18 +19,24 @@ struct Cached {
     waker: Waker,
     /// Whether a wait on this thread is using this parker now. A nested wait (a `block_on`
     /// inside a future polled by `block_on`) makes its own parker instead: each level then
-    /// has its own `notified` flag and no level can swallow another's wake-up.
-    in_use: Cell<bool>,
+    /// has its own `notified` flag and no level can swallow another's wake-up. Atomic because
+    /// the claim may be made by another thread (a scoped thread that clones the waker during
+    /// the first poll, see [`FirstPoll`]).
+    in_use: AtomicBool,
 }
 
 impl Cached {
     fn new() -> Self {
         let parker = ThreadParker::new();
+        Self::with(parker)
+    }
+
+    fn with(parker: ThreadParker) -> Self {
         let waker = parker.waker();
         Self {
             parker,
             waker,
-            in_use: Cell::new(false),
+            in_use: AtomicBool::new(false),
         }
     }
 }
@@ -36,37 +46,119 @@ thread_local! {
     static CACHED: Cached = Cached::new();
 }
 
-/// Clears `in_use` when the outermost wait ends (also on panic).
-struct Release<'a>(&'a Cell<bool>);
+/// The parker a wait uses once its future has kept or needs a waker: the thread's cached one
+/// (released again when the claim is dropped), or one of its own if an enclosing wait holds
+/// the cached one.
+enum Claim<'a> {
+    Cached(&'a Cached),
+    Own(Cached),
+}
 
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
+impl<'a> Claim<'a> {
+    /// Claims `cached` if no other wait of its thread holds it. Callable from any thread.
+    fn new(cached: &'a Cached) -> Self {
+        // Acquire/Release: a claim made after another wait's release sees everything that
+        // wait did with the parker (the flag itself has its own protocol; this is belt and
+        // braces for a claim made from a scoped thread).
+        if cached.in_use.swap(true, Ordering::Acquire) {
+            Claim::Own(Cached::with(cached.parker.sibling()))
+        } else {
+            Claim::Cached(cached)
+        }
+    }
+
+    fn parts(&self) -> &Cached {
+        match self {
+            Claim::Cached(c) => c,
+            Claim::Own(c) => c,
+        }
     }
 }
 
-/// Runs `f` with the thread's cached parker and its waker (or fresh ones if the cache is in
-/// use by an enclosing wait, or the thread's locals are being destroyed).
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Claim::Cached(c) = self {
+            c.in_use.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The state behind the waker of a wait's first poll, on the waiting thread's stack.
 ///
-/// One thread-local access and two stores for the cached case: that is all the overhead a
-/// `block_on` of a ready future has besides the poll.
-pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
-    let mut f = Some(f);
-    let cached = CACHED.try_with(|c| {
-        if c.in_use.replace(true) {
-            return None;
+/// A future that is ready at its first poll never keeps its waker, so the first poll gets a
+/// waker that costs nothing to make: a pointer to this struct (the core's
+/// [`poll_with_lazy_waker`]). Only if the future clones it
+/// (to be woken later) is a real waker claimed ([`Claim`]) and the clone made from it; a
+/// wake through the borrowed waker during the poll (a future that yields) sets `woken`.
+/// Cost of a ready `block_on`: one thread-local access and three stores, no atomic
+/// read-modify-write (the claim's swap happens only when the future keeps its waker).
+struct FirstPoll<'a> {
+    cached: &'a Cached,
+    /// Woken through the borrowed waker during the first poll.
+    woken: AtomicBool,
+    /// The parker claimed by the first clone (or after the poll, if it was pending).
+    claim: OnceLock<Claim<'a>>,
+}
+
+impl<'a> FirstPoll<'a> {
+    fn new(cached: &'a Cached) -> Self {
+        Self {
+            cached,
+            woken: AtomicBool::new(false),
+            claim: OnceLock::new(),
         }
-        let _release = Release(&c.in_use);
-        f.take().map(|f| f(&c.parker, &c.waker))
-    });
-    match (cached, f) {
-        (Ok(Some(out)), _) => out,
-        // Nested, or thread-locals gone: a parker of our own (one allocation).
-        (_, Some(f)) => {
-            let own = Cached::new();
-            f(&own.parker, &own.waker)
+    }
+
+    fn claim(&self) -> &Claim<'a> {
+        self.claim.get_or_init(|| Claim::new(self.cached))
+    }
+}
+
+impl LazyWaker for FirstPoll<'_> {
+    /// A clone of the first poll's waker is a clone of the claimed parker's waker.
+    fn waker(&self) -> &Waker {
+        &self.claim().parts().waker
+    }
+
+    fn woken(&self) {
+        // Release: pairs with the Acquire load after the poll (a scoped thread's wake).
+        self.woken.store(true, Ordering::Release);
+    }
+}
+
+/// Polls `future` to completion on this thread, with `cached` as the thread's parker: the
+/// first poll with a [`FirstPoll`] waker, every later one with the claimed parker's waker.
+fn wait<F: Future>(
+    cached: &Cached,
+    mut future: Pin<&mut F>,
+    may_block: &mut Option<impl FnOnce() -> Result<(), WouldDeadlock>>,
+) -> Result<F::Output, WouldDeadlock> {
+    let first = FirstPoll::new(cached);
+    let mut ready = poll_with_lazy_waker(&first, future.as_mut());
+    if let Poll::Ready(output) = ready {
+        return Ok(output);
+    }
+    // Acquire: pairs with the Release store in `first_wake`.
+    let mut woken = first.woken.load(Ordering::Acquire);
+    let parts = first.claim().parts();
+    let mut cx = Context::from_waker(&parts.waker);
+    // Every other poll runs outside tokio's budget (at once if the first found it spent):
+    // this thread is no task, and a budget spent by the future it blocks must not keep them
+    // `Pending` (see `coop`).
+    if crate::coop::budget_spent() {
+        ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
+    }
+    loop {
+        if let Poll::Ready(output) = ready {
+            return Ok(output);
         }
-        (_, None) => unreachable!("`f` ran but returned nothing"),
+        if let Some(check) = may_block.take() {
+            check()?;
+        }
+        if !core::mem::take(&mut woken) {
+            parts.parker.park_after_spin(crate::backoff::spin_budget());
+        }
+        ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
     }
 }
 
@@ -76,7 +168,10 @@ pub(crate) fn with_parker<R>(f: impl FnOnce(&ThreadParker, &Waker) -> R) -> R {
 /// while it is pending, the thread spins briefly on its wake-up flag (about one measured
 /// sleep/wake cycle of this machine, see [`Builder::spin`](crate::Builder::spin)) and then
 /// parks until the future's waker is woken. The waker is made once per thread and cached, so a
-/// `block_on` allocates nothing after the first one on a thread, and nothing per poll.
+/// `block_on` allocates nothing after the first one on a thread, and nothing per poll. The
+/// first poll gets a waker that is only lent (no reference count is taken): a future ready at
+/// once costs one thread-local access and the poll; one that keeps its waker gets a clone of
+/// the thread's cached one.
 ///
 /// # No reactor
 /// `block_on` drives *only* the future you give it. It has no I/O reactor and no timer: a
@@ -133,33 +228,53 @@ pub(crate) fn block_on_checked<F: Future>(
 ) -> Result<F::Output, WouldDeadlock> {
     let mut future = pin!(future);
     let mut may_block = Some(may_block);
-    with_parker(|parker, waker| {
-        let mut cx = Context::from_waker(waker);
-        // The first poll as is: a future ready at once pays nothing more. Every other poll
-        // runs outside tokio's budget (at once if the first found it spent): this thread is no
-        // task, and a budget spent by the future it blocks must not keep them `Pending` (see
-        // `coop`).
-        let mut ready = future.as_mut().poll(&mut cx);
-        if ready.is_pending() && crate::coop::budget_spent() {
-            ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
-        }
-        loop {
-            if let Poll::Ready(output) = ready {
-                return Ok(output);
-            }
-            if let Some(check) = may_block.take() {
-                check()?;
-            }
-            parker.park_after_spin(crate::backoff::spin_budget());
-            ready = crate::coop::poll_unconstrained(future.as_mut(), &mut cx);
-        }
-    })
+    match CACHED.try_with(|cached| wait(cached, future.as_mut(), &mut may_block)) {
+        Ok(out) => out,
+        // The thread's locals are being destroyed: a parker of its own (one allocation).
+        Err(_) => wait(&Cached::new(), future.as_mut(), &mut may_block),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use core::time::Duration;
+
+    /// The first poll's waker, cloned on a scoped thread and by the polling thread, woken
+    /// by reference and through clones, with the thread's parker then free again (also run
+    /// under Miri: the lent waker's vtable is the core's one `unsafe` of this path).
+    #[test]
+    fn first_poll_waker_clones_and_wakes() {
+        let mut polls = 0;
+        let out = block_on(core::future::poll_fn(|cx| {
+            polls += 1;
+            match polls {
+                1 => {
+                    let waker = cx.waker();
+                    std::thread::scope(|s| {
+                        s.spawn(|| waker.clone().wake());
+                    });
+                    Poll::Pending
+                }
+                2 => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                _ => Poll::Ready(polls),
+            }
+        }));
+        assert_eq!(out, 3);
+        let mut first = true;
+        let out = block_on(core::future::poll_fn(|cx| {
+            if core::mem::take(&mut first) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(1)
+        }));
+        assert_eq!(out, 1);
+        assert!(!CACHED.with(|c| c.in_use.load(Ordering::Relaxed)));
+    }
 
     #[test]
     fn nested_block_on_keeps_outer_wakeups() {

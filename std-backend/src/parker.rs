@@ -66,6 +66,17 @@ impl ThreadParker {
         }
     }
 
+    /// Another parker for the thread that owns this one, callable from any thread. One
+    /// allocation (the `Arc`).
+    pub(crate) fn sibling(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                thread: self.inner.thread.clone(),
+                notified: AtomicBool::new(false),
+            }),
+        }
+    }
+
     /// A waker that unparks this parker: an `Arc` clone, no allocation.
     pub(crate) fn waker(&self) -> Waker {
         Waker::from(Arc::clone(&self.inner))

@@ -71,6 +71,24 @@ impl Future for YieldN {
     }
 }
 
+/// Pending once, having woken a clone of its waker (a future that keeps its waker: the
+/// wait claims the thread's parker).
+struct CloneWake(bool);
+
+impl Future for CloneWake {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.0 {
+            return Poll::Ready(9);
+        }
+        self.0 = true;
+        // The clone is the point: it makes the wait claim a real waker.
+        #[allow(clippy::waker_clone_wake)]
+        cx.waker().clone().wake();
+        Poll::Pending
+    }
+}
+
 #[test]
 fn ready_and_self_waking_futures_allocate_nothing_after_the_first_call() {
     bounded(|| {
@@ -79,8 +97,74 @@ fn ready_and_self_waking_futures_allocate_nothing_after_the_first_call() {
         for i in 0..1000 {
             assert_eq!(block_on(async move { i }), i);
             assert_eq!(block_on(YieldN(3)), 7);
+            assert_eq!(block_on(CloneWake(false)), 9);
         }
-        assert_eq!(allocs() - before, 0, "allocations in 2000 block_on calls");
+        assert_eq!(allocs() - before, 0, "allocations in 3000 block_on calls");
+    });
+}
+
+#[test]
+fn a_panic_after_the_waker_was_kept_gives_the_threads_parker_back() {
+    bounded(|| {
+        assert_eq!(block_on(CloneWake(false)), 9);
+        let r = std::panic::catch_unwind(|| {
+            block_on(std::future::poll_fn(|cx| -> Poll<()> {
+                let _kept = cx.waker().clone();
+                panic!("after keeping the waker")
+            }))
+        });
+        assert!(r.is_err());
+        // Had the panicking wait kept the thread's parker, this one would make its own.
+        let before = allocs();
+        assert_eq!(block_on(CloneWake(false)), 9);
+        assert_eq!(allocs() - before, 0, "the thread's parker is free again");
+    });
+}
+
+#[test]
+fn a_waker_cloned_and_woken_on_a_scoped_thread_during_the_first_poll() {
+    bounded(|| {
+        for delay in [Duration::ZERO, Duration::from_millis(5)] {
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let mut waker_thread = None;
+            let out = block_on(std::future::poll_fn(|cx| {
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    return Poll::Ready("woken");
+                }
+                let waker = cx.waker();
+                let done = done.clone();
+                // The clone is made on another thread while this poll runs.
+                waker_thread = Some(thread::scope(|s| {
+                    s.spawn(|| {
+                        let kept = waker.clone();
+                        thread::spawn(move || {
+                            thread::sleep(delay);
+                            done.store(true, std::sync::atomic::Ordering::Release);
+                            kept.wake();
+                        })
+                    })
+                    .join()
+                    .unwrap()
+                }));
+                Poll::Pending
+            }));
+            assert_eq!(out, "woken");
+            waker_thread.take().unwrap().join().unwrap();
+        }
+        // And one woken by reference on a scoped thread, without a clone.
+        let mut first = true;
+        let out = block_on(std::future::poll_fn(|cx| {
+            if !first {
+                return Poll::Ready(5);
+            }
+            first = false;
+            let waker = cx.waker();
+            thread::scope(|s| {
+                s.spawn(|| waker.wake_by_ref());
+            });
+            Poll::Pending
+        }));
+        assert_eq!(out, 5);
     });
 }
 
