@@ -3,7 +3,10 @@
 //! Every place that busy-waits goes through [`spin_until`]: a pool worker that ran out of
 //! work, and a thread blocked in [`block_on`](crate::block_on) or
 //! [`sync_await`](crate::sync_await) waiting for its wake-up flag. Nothing spins inside a
-//! `Future::poll`: a pending handle or stream registers its waker and returns.
+//! `Future::poll`: a pending handle or stream registers its waker and returns — or, for an
+//! awaited job that a spinning worker took at once, wakes its own task and returns, so that
+//! the executor polls it again without sleeping, for a window in time learnt per thread
+//! ([`yield_window`]).
 //!
 //! # Why a time budget
 //! A `spin_loop()` (x86 `PAUSE`) costs about 1 ns on AMD Zen 3 and 12–16 ns on recent Intel
@@ -134,7 +137,7 @@ const PROBE_MAX: u32 = 256;
 /// ([`parked`](Self::parked): two reads of the clock), so that a short park turns spinning
 /// back on at once; a pool stream's producer, which parks often and cheaply, relies on the
 /// probes alone.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Adaptive {
     /// The last wait was within the budget (initially assumed).
     short: bool,
@@ -157,6 +160,17 @@ impl Adaptive {
     /// returns whether `ready()` came true. On `false` the caller parks, and reports the
     /// park's length with [`parked`](Self::parked).
     pub(crate) fn spin(&mut self, budget: Duration, ready: impl FnMut() -> bool) -> bool {
+        if !self.start() {
+            return false;
+        }
+        let won = spin_until(budget, ready);
+        self.learn(won);
+        won
+    }
+
+    /// Whether this wait should spin: yes while waits are short, else only when a probe is
+    /// due (each call counts as one wait).
+    fn start(&mut self) -> bool {
         if !self.short {
             self.skipped += 1;
             if self.skipped < self.probe_every {
@@ -164,14 +178,17 @@ impl Adaptive {
             }
         }
         self.skipped = 0;
-        let won = spin_until(budget, ready);
+        true
+    }
+
+    /// A spin that [`start`](Self::start) allowed ended: `won` if its event came within it.
+    fn learn(&mut self, won: bool) {
         self.probe_every = match (won, self.short) {
             // A failed probe: wait twice as long before the next one.
             (false, false) => (self.probe_every * 2).min(PROBE_MAX),
             _ => PROBE_MIN,
         };
         self.short = won;
-        won
     }
 
     /// A park (after [`spin`](Self::spin) returned `false`) ended `waited` after it began.
@@ -181,6 +198,58 @@ impl Adaptive {
             self.probe_every = PROBE_MIN;
         }
     }
+}
+
+/// # Awaiting a job: yield while it is about to finish
+///
+/// A task that awaits a job of the pool returns `Pending` and its executor thread goes to
+/// sleep; the job's completion wakes it again: one sleep/wake cycle of the executor's thread
+/// per call (what [`spin_budget`] measures), which costs a job of a microsecond tenfold. When
+/// a worker that was spinning takes the job at once, the handle instead *yields*: it wakes its
+/// own task and returns `Pending`, so the executor runs its other tasks (or polls the handle
+/// again at once) without sleeping, for up to [`yield_window`]; then it registers its waker
+/// and sleeps as usual. Nothing busy-waits inside `poll`: each poll returns at once, and a
+/// runtime with other work runs it between two polls.
+///
+/// Whether yielding pays is learnt per calling thread, as [`Adaptive`] learns for spins: after
+/// a job that outlasted the window, this thread's handles sleep at once and only probe with a
+/// yield now and then, so a thread that awaits 100 µs jobs never pays the window twice in a
+/// row. Cost per call when it applies: two accesses to a thread-local, one clock read per
+/// yield; no atomic operation beyond the slot's own.
+///
+/// The window: a quarter of this machine's measured sleep/wake cycle (2–25 µs; about 4 µs on
+/// the AMD EPYC VM of PERFORMANCE.md) — long enough for a short job taken by a spinning
+/// worker, short enough that a miss costs a fraction of the sleep it tried to avoid.
+pub(crate) fn yield_window() -> Duration {
+    spin_budget() / 4
+}
+
+std::thread_local! {
+    /// This thread's experience of yielding while awaiting jobs (see [`yield_window`]).
+    static AWAIT_YIELD: core::cell::Cell<Adaptive> = const { core::cell::Cell::new(Adaptive::new()) };
+}
+
+/// Whether a handle awaited on this thread should yield while its job runs (counts as one
+/// wait for the adaptive policy). `false` while this thread's thread-locals are being
+/// destroyed.
+pub(crate) fn await_should_yield() -> bool {
+    AWAIT_YIELD
+        .try_with(|a| {
+            let mut state = a.get();
+            let start = state.start();
+            a.set(state);
+            start
+        })
+        .unwrap_or(false)
+}
+
+/// A handle that yielded saw its job finish within the window (`won`) or not.
+pub(crate) fn await_yield_ended(won: bool) {
+    let _ = AWAIT_YIELD.try_with(|a| {
+        let mut state = a.get();
+        state.learn(won);
+        a.set(state);
+    });
 }
 
 #[cfg(all(test, not(aiothreads_loom)))]

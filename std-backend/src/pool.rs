@@ -296,14 +296,19 @@ impl Shared {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (job, handle) = Task::new(f, self.link()).split();
-        self.submit(job, place);
+        let (job, mut handle) = Task::new(f, self.link()).split();
+        // A job a spinning worker takes at once is awaited by yielding, if that has paid on
+        // this thread lately (`backoff::yield_window`).
+        if self.submit(job, place) && backoff::await_should_yield() {
+            handle.yield_while_running();
+        }
         handle
     }
 
     /// Queues `job` (which holds a place of the gate if `place`), or fails it with
-    /// [`JoinError::Shutdown`] after a shutdown.
-    pub(crate) fn submit(self: &Arc<Self>, job: Arc<dyn Runnable>, place: bool) {
+    /// [`JoinError::Shutdown`] after a shutdown. Returns whether a spinning worker is there to
+    /// take it at once (no worker needs waking or starting).
+    pub(crate) fn submit(self: &Arc<Self>, job: Arc<dyn Runnable>, place: bool) -> bool {
         let mut st = self.lock();
         let mut deferred = Deferred::default();
         if st.shutdown {
@@ -311,17 +316,20 @@ impl Shared {
             deferred.leave = usize::from(place);
             self.run_deferred(deferred);
             job.fail(JoinError::Shutdown);
-            return;
+            return false;
         }
         st.queue.push_back(Queued { job, place });
         let len = st.queue.len();
         // Relaxed: read by spinners as a hint; they take the lock before acting on it.
         self.queued.store(len, Ordering::Relaxed);
+        // Relaxed: a hint (see `untaken`); a wrong guess costs one window of yields.
+        let spinner_takes_it = len <= self.spinning.load(Ordering::Relaxed);
         if self.untaken(&st) {
             self.wake_or_spawn(&mut st, &mut deferred);
         }
         drop(st);
         self.run_deferred(deferred);
+        spinner_takes_it
     }
 
     /// More jobs queued than workers about to take one (spinning, notified or starting): one
@@ -673,7 +681,7 @@ impl Permit {
     /// Queues a job made elsewhere (a stream's producer) into this permit's place.
     pub(crate) fn submit(mut self, job: Arc<dyn Runnable>) {
         let shared = self.shared.take().expect("a permit is used once");
-        shared.submit(job, core::mem::take(&mut self.place));
+        let _ = shared.submit(job, core::mem::take(&mut self.place));
     }
 
     /// The pool this permit queues into.
@@ -1358,5 +1366,139 @@ mod spinner_place_tests {
         shared.queued.store(1, Ordering::Relaxed);
         assert_eq!(shared.with_spinner_place(|_| ()), None);
         shared.queued.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(aiothreads_loom)))]
+mod await_yield_tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::task::{Wake, Waker};
+
+    /// Counts wake-ups given by the test's own thread (yields) and by others.
+    struct Counting {
+        home: thread::ThreadId,
+        own: AtomicU64,
+        foreign: AtomicU64,
+    }
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let counter = if thread::current().id() == self.home {
+                &self.own
+            } else {
+                &self.foreign
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A pool with one idle worker spinning (for up to 10 s) when this returns.
+    fn pool_with_a_spinner() -> Pool {
+        let mut builder = Builder::new().spin(Duration::from_secs(10));
+        builder.config.max_spinners = 2;
+        let pool = builder.build();
+        crate::block_on(pool.spawn(|| ()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.owner.shared.spinning.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "no worker started spinning");
+            thread::sleep(Duration::from_millis(1));
+        }
+        pool
+    }
+
+    #[test]
+    fn a_job_taken_by_a_spinner_is_awaited_by_yielding_then_sleeping_and_the_thread_learns() {
+        let pool = pool_with_a_spinner();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let mut handle = pool.spawn(move || wait.recv().map(|()| 5));
+        assert!(
+            handle.is_yielding(),
+            "a spinner took it: yield while it runs"
+        );
+
+        let counts = Arc::new(Counting {
+            home: thread::current().id(),
+            own: AtomicU64::new(0),
+            foreign: AtomicU64::new(0),
+        });
+        let waker = Waker::from(counts.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Each pending poll inside the window wakes its own task and registers nothing; the
+        // first one after it registers the waker (no self-wake), and the handle stops yielding.
+        let mut yields = 0;
+        loop {
+            let before = counts.own.load(Ordering::SeqCst);
+            assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+            if counts.own.load(Ordering::SeqCst) == before {
+                break;
+            }
+            yields += 1;
+        }
+        assert!(yields >= 1, "the first poll yields");
+        assert!(!handle.is_yielding(), "the window is over: it sleeps now");
+        // The job outlasted the window: this thread's next awaits sleep at once.
+        assert!(!backoff::await_should_yield());
+
+        release.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counts.foreign.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the completion never woke the task"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(matches!(
+            Pin::new(&mut handle).poll(&mut cx),
+            Poll::Ready(Ok(5))
+        ));
+    }
+
+    /// Runs `case` on a thread of its own: a fresh thread has not learnt anything yet (the
+    /// yield policy is per thread), so a spinner-taken job is awaited by yielding there.
+    fn on_a_fresh_thread(case: impl FnOnce() + Send) {
+        thread::scope(|s| s.spawn(case).join().unwrap());
+    }
+
+    #[test]
+    fn a_yielding_handle_delivers_values_panics_and_cancels() {
+        on_a_fresh_thread(|| {
+            let pool = pool_with_a_spinner();
+            let handle = pool.spawn(|| 7);
+            assert!(handle.is_yielding());
+            assert_eq!(crate::block_on(handle), 7);
+        });
+        on_a_fresh_thread(|| {
+            let pool = pool_with_a_spinner();
+            let handle = pool.spawn(|| -> u8 { panic!("inside a yielding wait") });
+            assert!(handle.is_yielding());
+            let err = crate::block_on(handle.try_join()).unwrap_err();
+            assert_eq!(err.panic_message(), Some("inside a yielding wait"));
+        });
+        // Dropped while it yields: the job sees the cancellation.
+        on_a_fresh_thread(|| {
+            let pool = pool_with_a_spinner();
+            let (started_tx, started) = std::sync::mpsc::channel();
+            let (saw_tx, saw) = std::sync::mpsc::channel();
+            let mut handle = pool.spawn(move || {
+                started_tx.send(()).unwrap();
+                while !crate::is_cancelled() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                saw_tx.send(()).unwrap();
+            });
+            assert!(handle.is_yielding());
+            assert!(Pin::new(&mut handle)
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending());
+            started.recv().unwrap();
+            drop(handle);
+            saw.recv_timeout(Duration::from_secs(10))
+                .expect("the running job saw its handle dropped");
+        });
     }
 }

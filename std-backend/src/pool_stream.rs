@@ -274,7 +274,8 @@ where
                     *stage = Stage::Queued(work);
                     drop(stage);
                     let pool = self.pool.clone();
-                    return pool.submit(self, false);
+                    let _ = pool.submit(self, false);
+                    return;
                 }
             }
         }
@@ -312,7 +313,7 @@ where
             Stage::Parked(work) => {
                 *stage = Stage::Queued(work);
                 drop(stage);
-                self.pool.submit(self.clone(), false);
+                let _ = self.pool.submit(self.clone(), false);
             }
             Stage::Running { .. } => *stage = Stage::Running { notified: true },
             other => *stage = other,

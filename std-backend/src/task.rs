@@ -19,10 +19,12 @@ use std::fmt;
 use std::io;
 use std::panic;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use aiothreads_core::slot::{RecvError, Slot};
 use aiothreads_core::take::TakeCell;
 
+use crate::backoff;
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
 use crate::coop;
@@ -199,6 +201,7 @@ where
     pub(crate) fn split(self: Arc<Self>) -> (Arc<dyn Runnable>, JoinHandle<R>) {
         let handle = JoinHandle {
             task: Some(self.clone()),
+            yielding: Yielding::No,
         };
         (self, handle)
     }
@@ -294,6 +297,19 @@ where
 #[must_use = "dropping a JoinHandle cancels the job; `.await` it or call `.detach()`"]
 pub struct JoinHandle<R> {
     task: Option<Arc<dyn Output<R>>>,
+    /// Whether polls yield while the job runs (see `backoff::yield_window`).
+    yielding: Yielding,
+}
+
+/// A handle's yield state (see `backoff::yield_window`).
+#[derive(Debug, Clone, Copy)]
+enum Yielding {
+    /// Polls register the waker and sleep: the usual path.
+    No,
+    /// Yield, starting at the next poll that finds the job unfinished.
+    Armed,
+    /// Yield until then.
+    Until(Instant),
 }
 
 impl<R> fmt::Debug for JoinHandle<R> {
@@ -305,6 +321,18 @@ impl<R> fmt::Debug for JoinHandle<R> {
 }
 
 impl<R> JoinHandle<R> {
+    /// Makes the polls that find the job unfinished yield for up to the yield window before
+    /// they sleep (the job was taken by a spinning worker; see `backoff::yield_window`).
+    pub(crate) fn yield_while_running(&mut self) {
+        self.yielding = Yielding::Armed;
+    }
+
+    /// Whether polls that find the job unfinished yield (see `yield_while_running`).
+    #[cfg(test)]
+    pub(crate) fn is_yielding(&self) -> bool {
+        !matches!(self.yielding, Yielding::No)
+    }
+
     /// Whether the job has delivered its outcome (a value, a panic or an error), so that
     /// awaiting the handle will not wait.
     ///
@@ -381,6 +409,24 @@ impl<R: Send + 'static> JoinHandle<R> {
         let Poll::Ready(unit) = coop::poll_proceed(cx) else {
             return Poll::Pending;
         };
+        if !matches!(self.yielding, Yielding::No) && !task.slot().is_ready() {
+            let now = Instant::now();
+            let until = match self.yielding {
+                Yielding::Until(until) => until,
+                _ => now + backoff::yield_window(),
+            };
+            if now < until {
+                // Yield: the executor polls again without sleeping (or runs its other tasks
+                // first); nothing is registered, so the completion wakes nobody.
+                self.yielding = Yielding::Until(until);
+                cx.waker().wake_by_ref();
+                coop::refill();
+                return Poll::Pending;
+            }
+            // The job outlasted the window: sleep as usual from now on.
+            self.yielding = Yielding::No;
+            backoff::await_yield_ended(false);
+        }
         let out = match task.slot().poll_recv(cx) {
             Poll::Pending => {
                 coop::refill();
@@ -393,6 +439,10 @@ impl<R: Send + 'static> JoinHandle<R> {
             }
         };
         unit.made_progress();
+        if !matches!(self.yielding, Yielding::No) {
+            self.yielding = Yielding::No;
+            backoff::await_yield_ended(true);
+        }
         self.task = None;
         Poll::Ready(out)
     }

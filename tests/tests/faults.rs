@@ -360,32 +360,58 @@ fn panicking_closure_drop_when_queued_jobs_are_cancelled() {
 
 // ---- panicking waker -------------------------------------------------------------------------
 
+/// A job of `pool` that returns 42 once the returned gate opens, and its result's future.
+fn gated_42(pool: &Pool) -> (Gate, aiothreads::TryJoin<i32>) {
+    let gate = Gate::default();
+    let g = gate.clone();
+    let job = pool.spawn(move || {
+        g.wait();
+        42
+    });
+    (gate, job.try_join())
+}
+
+/// A job of `pool` awaited with a waker that panics: its result is still delivered, and the
+/// pool keeps its one worker. The first poll may itself panic if the handle yields (wakes its
+/// own task) while a spinning worker runs the job; else the wake panics on the worker.
+fn result_survives_a_panicking_waker(pool: &Pool) {
+    let (gate, mut h) = gated_42(pool);
+    let (count, waker) = panicking_waker();
+    let first = catch_unwind(AssertUnwindSafe(|| poll_with(&mut h, &waker)));
+    assert!(
+        !matches!(first, Ok(Poll::Ready(_))),
+        "the job waits at the gate"
+    );
+    gate.open();
+    wait_for("the wake", || count.0.load(SeqCst) == 1);
+    assert_eq!(
+        poll_until_ready(&mut h).unwrap(),
+        42,
+        "the result is not lost"
+    );
+    assert_eq!(pool.thread_count(), 1);
+}
+
 #[test]
 fn panicking_waker_of_an_awaiter_loses_no_result_and_no_worker() {
     bounded("waker panic in Slot::send", || {
-        let pool = Pool::builder().max_threads(1).build();
+        // No spinning worker: the handle registers its waker at the first poll, and the
+        // worker's `Slot::send` stores the value, then the wake panics on the worker.
+        let pool = Pool::builder().max_threads(1).spin(Duration::ZERO).build();
         let worker = block_on(pool.spawn(|| thread::current().id()));
-        let gate = Gate::default();
-        let g = gate.clone();
-        let mut h = pool
-            .spawn(move || {
-                g.wait();
-                42
-            })
-            .try_join();
-        let (count, waker) = panicking_waker();
-        assert!(poll_with(&mut h, &waker).is_pending());
-        gate.open();
-        // The worker's `Slot::send` stores the value, then the wake panics on the worker.
-        wait_for("the wake", || count.0.load(SeqCst) == 1);
-        assert_eq!(
-            poll_until_ready(&mut h).unwrap(),
-            42,
-            "the result is not lost"
-        );
+        result_survives_a_panicking_waker(&pool);
         // Same worker, still alive.
         assert_eq!(block_on(pool.spawn(|| thread::current().id())), worker);
-        assert_eq!(pool.thread_count(), 1);
+    });
+}
+
+#[test]
+fn panicking_waker_of_an_awaiter_that_may_yield_loses_no_result() {
+    bounded("waker panic, spinning worker", || {
+        // A spinning worker (likely here) takes the job at once: the handle yields.
+        let pool = Pool::builder().max_threads(1).build();
+        block_on(pool.spawn(|| ()));
+        result_survives_a_panicking_waker(&pool);
     });
 }
 
