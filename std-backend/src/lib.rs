@@ -69,7 +69,11 @@
 //! [`JoinHandle::detach`] lets it run unobserved, as a dropped tokio handle would.
 //! Pool workers spin briefly (an adaptive, time-budgeted spin) before they park, so that
 //! back-to-back calls rarely pay for waking a worker; a call costs one heap allocation, and
-//! awaiting it never busy-waits on the executor's thread.
+//! awaiting it never blocks inside `poll`. A job that a spinning worker took at once is
+//! awaited by yielding to the executor (the task wakes itself, other tasks run in between)
+//! for a few microseconds — a quarter of this machine's measured sleep/wake cycle, learnt per
+//! thread to stop where it does not pay — and then by sleeping until the job's completion
+//! wakes it.
 //!
 //! ## Calling async code from threads
 //! From a thread that may block — a `threaded` worker, a tokio `spawn_blocking` closure, a
