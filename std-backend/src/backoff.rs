@@ -217,9 +217,11 @@ impl Adaptive {
 /// row. Cost per call when it applies: two accesses to a thread-local, one clock read per
 /// yield; no atomic operation beyond the slot's own.
 ///
-/// The window: a quarter of this machine's measured sleep/wake cycle (2–25 µs; about 4 µs on
-/// the AMD EPYC VM of PERFORMANCE.md) — long enough for a short job taken by a spinning
-/// worker, short enough that a miss costs a fraction of the sleep it tried to avoid.
+/// The window: a quarter of [`spin_budget`] (1.25–25 µs). On the AMD EPYC VM of
+/// PERFORMANCE.md [`calibrate`] measures about 58 µs (a 1 µs `park_timeout` there includes
+/// the kernel's default 50 µs timer slack), so the window is about 15 µs: long enough for a
+/// short job taken by a spinning worker, short enough that a miss costs a fraction of the
+/// sleep it tried to avoid.
 pub(crate) fn yield_window() -> Duration {
     spin_budget() / 4
 }

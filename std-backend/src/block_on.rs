@@ -138,7 +138,7 @@ fn wait<F: Future>(
     if let Poll::Ready(output) = ready {
         return Ok(output);
     }
-    // Acquire: pairs with the Release store in `first_wake`.
+    // Acquire: pairs with the Release store in `FirstPoll::woken`.
     let mut woken = first.woken.load(Ordering::Acquire);
     let parts = first.claim().parts();
     let mut cx = Context::from_waker(&parts.waker);

@@ -71,9 +71,9 @@
 //! back-to-back calls rarely pay for waking a worker; a call costs one heap allocation, and
 //! awaiting it never blocks inside `poll`. A job that a spinning worker took at once is
 //! awaited by yielding to the executor (the task wakes itself, other tasks run in between)
-//! for a few microseconds — a quarter of this machine's measured sleep/wake cycle, learnt per
-//! thread to stop where it does not pay — and then by sleeping until the job's completion
-//! wakes it.
+//! for up to a quarter of this machine's measured sleep/wake cycle (about 15 µs on the VM
+//! this crate is benchmarked on), learnt per thread to stop where it does not pay, and then
+//! by sleeping until the job's completion wakes it.
 //!
 //! ## Calling async code from threads
 //! From a thread that may block — a `threaded` worker, a tokio `spawn_blocking` closure, a
