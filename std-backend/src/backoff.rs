@@ -21,8 +21,11 @@
 //! CPU: [`spin_budget`] is the cost of one sleep/wake cycle *of this machine*, measured once
 //! per process by an idle pool worker ([`calibrate`]: the median of a few
 //! `thread::park_timeout` round trips of 1 µs, each a futex wait plus a timer wake-up and a
-//! reschedule), clamped to 5–100 µs. Until that measurement exists, [`FALLBACK_SPIN`] (20 µs)
-//! is used. A spin that covers about one wake-up cycle costs at most that much CPU when
+//! reschedule), clamped to 5–100 µs. That measure includes the kernel's timer slack (50 µs by
+//! default on Linux), so it reads high: about 58 µs on the AMD EPYC VM, where two threads
+//! wake each other in 14–17 µs. The budget is therefore about a timer-based sleep of this
+//! machine, a small multiple of a futex wake-up. Until that measurement exists,
+//! [`FALLBACK_SPIN`] (20 µs) is used. A spin that covers about one wake-up cycle costs at most that much CPU when
 //! nothing comes, and saves the whole cycle when something does.
 //!
 //! The one knob is [`Builder::spin`](crate::Builder::spin) (pool workers); threads blocked in

@@ -1176,14 +1176,17 @@ impl Builder {
     }
 
     /// How long a worker that ran out of work spins before it parks (zero parks at once). The
-    /// default is about one sleep/wake cycle of this machine, measured once per process
-    /// (5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
+    /// default is about one timer-based sleep/wake cycle of this machine, measured once per
+    /// process (a 1 µs `park_timeout`, timer slack included: about 58 µs on the AMD EPYC VM of
+    /// PERFORMANCE.md; clamped to 5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
     /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
     /// CPU. The pool spends less than this while spins keep running out (and nothing once they
     /// never pay), and returns to it while work keeps arriving within it. The same budget
     /// bounds how long a stream's producer on this pool, finding its queue full, spins for the
     /// consumer to free half of it before it gives its worker back (also adaptive; never while
-    /// other jobs wait). This is the crate's one spin knob.
+    /// other jobs wait). A job a spinning worker takes at once is awaited by yielding for up
+    /// to a quarter of the measured cycle (see the crate docs); with zero no worker spins, so
+    /// no awaited job yields either. This is the crate's one spin knob.
     ///
     /// # Examples
     /// ```
