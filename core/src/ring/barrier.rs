@@ -28,24 +28,51 @@
 //!   waiting and wakes it.
 //!
 //! Either way no wake-up is lost; the same case split is used by user-space RCU and by
-//! hazard-pointer libraries. Both halves of a ring must agree on the protocol, so it is fixed
-//! when the ring is made ([`try_with_capacity_asymmetric`](super::try_with_capacity_asymmetric))
-//! and cannot change afterwards.
+//! hazard-pointer libraries.
+//!
+//! # Switching: the consumer chooses, at run time
+//! A ring made with a barrier ([`try_with_capacity_asymmetric`](super::try_with_capacity_asymmetric))
+//! starts with the fence protocol and lets its consumer turn the *light* protocol (the one
+//! above) on and off through a flag, `rx_light`, that only the consumer writes and the
+//! producer loads (Relaxed) before each notify: set, the producer skips its fence. The
+//! consumer decides at a *barrier point* (it announced that it waits, executed its fence, and
+//! its pop still found nothing), from the items it took since the previous one: long runs
+//! (256 items or more) pay for the barrier, short ones do not (the policy and its figures:
+//! `wake::Protocol`). At a barrier point it runs the barrier when the flag is set after its
+//! decision **or was set before it**. The flag is written only there, before that barrier.
+//!
+//! Why no wake-up is lost across a switch: take an item `I` whose notify skipped the fence
+//! (it read the flag set) and a consumer sleep `Z` that would miss it (its pop did not see
+//! `I`, and `I`'s `rx_waiting` load did not see `Z`'s announcement). If `Z` ran the barrier,
+//! the case split above applies. If not, the flag was clear when `Z` decided and had been
+//! since the consumer's previous barrier `X`; `I` read a value set before the clear, which
+//! preceded `X`'s barrier. Let `B` be that barrier's point on the producer's thread: a load
+//! of the flag after `B` sees the clear (or a later set, which restarts the argument at a
+//! later barrier), so `I`'s flag load came before `B`, and `I`'s `tail` store, earlier in
+//! program order, too: `B` made it visible before `X`'s barrier returned, so `Z`'s pop,
+//! later, sees `I`. A set flag that the producer reads before the consumer's decision
+//! becomes visible is harmless: the producer then runs its fence. So one barrier after each
+//! clear is enough, and the consumer pays it in the same barrier point as the clear.
 //!
 //! # Costs
-//! - producer, per notifying push: no fence, one Relaxed load of `rx_waiting` (plus a plain
-//!   load of the barrier field on the same cache line);
+//! - producer, per notifying push: no fence in the light protocol, one Relaxed load of
+//!   `rx_light` and one of `rx_waiting` (one cache line);
 //! - consumer, per sleep: the usual fence, a re-check, and one barrier call only if the
 //!   re-check found the ring still empty (a consumer that merely caught up with a busy
 //!   producer usually finds the next item there and pays no barrier). Linux's expedited
 //!   `membarrier` interrupts every CPU that currently runs a thread of the process: about
 //!   0.15 µs when no other thread runs, about 5 µs in a VM whose other CPU runs one (measured
 //!   on an AMD EPYC VM). A consumer that keeps up with its producer sleeps rarely; one that
-//!   sleeps on every item (a slow producer) pays it on every item, next to the wake-up itself.
+//!   sleeps every few items (a slow producer) would pay it every few items, which is why the
+//!   consumer falls back to the fence protocol there;
+//! - consumer, per protocol switch: one `swap` of `rx_light`, and a barrier (at the switching
+//!   barrier point). In the fence protocol, a probe of the light one costs two barriers at
+//!   most, once per 16 to 256 barrier points.
 //!
-//! The loom models check the symmetric protocol only (loom has no model of a process-wide
-//! barrier); rings made without a barrier, and everything else of this module's callers,
-//! are unchanged.
+//! The loom models check the fence protocol only (loom has no model of a process-wide
+//! barrier): rings made without a barrier never set `rx_light`. The choice of protocol is
+//! unit-tested (`wake::Protocol`), and the stream tests of the `aiothreads` crate run both
+//! protocols, switching between them, with the real `membarrier`.
 
 use core::fmt;
 

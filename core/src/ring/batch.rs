@@ -276,6 +276,7 @@ impl<T> Iterator for Drain<'_, '_, T> {
         if c.head == c.next_checkpoint {
             // Keep the checkpoint invariant now; notify once, on drop.
             c.next_checkpoint = c.raw.advance(c.head, c.checkpoint);
+            c.count_checkpoint();
             self.checkpoint_reached = true;
         }
         Some(value)

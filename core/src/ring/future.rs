@@ -159,13 +159,27 @@ impl<'a, T> Consumer<'a, T> {
     /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
     /// propagates and this side's waker cell stays locked: this side is never woken again
     /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
+    #[inline]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // The hot path (an item is there) inline; the handshake out of line, so that a
+        // consumer's loop keeps its state in registers and pays no call per item.
         match self.pop() {
-            Ok(value) => return Poll::Ready(Some(value)),
-            Err(PopError::Closed) => return Poll::Ready(None),
-            Err(PopError::Empty) => {}
+            Ok(value) => Poll::Ready(Some(value)),
+            Err(PopError::Closed) => Poll::Ready(None),
+            Err(PopError::Empty) => self.poll_recv_empty(cx),
         }
-        let found = wait_or_take(self, cx, |c| c.raw.header().signals.rx_side(), Self::pop);
+    }
+
+    /// [`poll_recv`](Self::poll_recv) after a pop found the ring empty: the wake-up handshake.
+    #[inline(never)]
+    fn poll_recv_empty(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let found = wait_or_take(
+            self,
+            cx,
+            |c| c.raw.header().signals.rx_side(),
+            Self::pop,
+            Self::barrier_point,
+        );
         match found {
             Ok(value) => Poll::Ready(Some(value)),
             Err(PopError::Closed) => Poll::Ready(None),

@@ -86,11 +86,14 @@ pub fn try_with_capacity<T>(
     make(capacity, None)
 }
 
-/// Like [`try_with_capacity`], with the asymmetric consumer wake-up protocol: the producer's
-/// notifying pushes ([`try_send`](Producer::try_send), [`notify_consumer`](Producer::notify_consumer),
-/// the batch pushes) execute no fence, and the consumer calls `barrier` each time it is about
-/// to sleep on an empty ring. Worth it when the producer pushes far more often than the
-/// consumer sleeps (a busy stream); see [`HeavyBarrier`] for the contract and the costs.
+/// Like [`try_with_capacity`], with a heavy barrier for the consumer's *light* wake-up
+/// protocol: while it is on, the producer's notifying pushes ([`try_send`](Producer::try_send),
+/// [`notify_consumer`](Producer::notify_consumer), the batch pushes) execute no fence, and the
+/// consumer calls `barrier` each time it is about to sleep on an empty ring. The consumer
+/// turns it on while it takes many items between sleeps (a busy stream, where the producer's
+/// fence costs most) and keeps the fence while it sleeps every few items (a slow producer,
+/// where a barrier per sleep would cost more); see [`HeavyBarrier`] for the contract, the
+/// switching and the costs.
 ///
 /// # Errors
 /// As [`try_with_capacity`].

@@ -123,6 +123,8 @@ use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use crate::sync::{fence, AtomicBool, AtomicUsize, AtomicWaker, CachePadded, Ordering, UnsafeCell};
+#[cfg(any(feature = "alloc", aiothreads_loom))]
+use crate::wake::Protocol;
 use crate::wake::RxSide;
 
 #[cfg(any(feature = "alloc", aiothreads_loom))]
@@ -178,14 +180,19 @@ struct Signals {
     /// The producer waits for space: set by `Producer::poll_ready` before its fence, cleared
     /// by the consumer's `swap` that decides to wake it.
     tx_waiting: AtomicBool,
+    /// The light protocol is on (`barrier.rs`): the producer may skip its fence per item.
+    /// Written only by the consumer (`wake::Protocol`); stays `false` without a heavy barrier.
+    /// Only heap rings can have a barrier, so rings built without `alloc` do not have it.
+    #[cfg(any(feature = "alloc", aiothreads_loom))]
+    rx_light: AtomicBool,
     /// `true` once [`Ring::try_split`] handed out the halves (or [`Ring::split`] did).
     taken: AtomicBool,
     /// The waiting consumer's waker.
     rx_waker: AtomicWaker,
     /// The waiting producer's waker.
     tx_waker: AtomicWaker,
-    /// The consumer's heavy barrier of the asymmetric wake-up protocol (see `barrier.rs`), or
-    /// `None` for the symmetric one. Set when the ring is made, never changed afterwards. Only
+    /// The consumer's heavy barrier for the light wake-up protocol (see `barrier.rs`), or
+    /// `None` for the fence protocol only. Set when the ring is made, never changed. Only
     /// heap rings can have one, so rings built without `alloc` (firmware statics) do not pay
     /// its word of RAM.
     #[cfg(any(feature = "alloc", aiothreads_loom))]
@@ -199,11 +206,21 @@ impl Signals {
         RxSide {
             waker: &self.rx_waker,
             waiting: &self.rx_waiting,
+            light: self.light(),
             heavy_barrier: self.heavy_barrier(),
         }
     }
 
-    /// The asymmetric protocol's barrier, if this ring uses it (never without `alloc`).
+    /// The light protocol's flag (none without `alloc`: no barrier, no light protocol).
+    #[inline(always)]
+    fn light(&self) -> Option<&AtomicBool> {
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        return Some(&self.rx_light);
+        #[cfg(not(any(feature = "alloc", aiothreads_loom)))]
+        return None;
+    }
+
+    /// The light protocol's barrier, if this ring has one (never without `alloc`).
     #[inline(always)]
     fn heavy_barrier(&self) -> Option<fn()> {
         #[cfg(any(feature = "alloc", aiothreads_loom))]
@@ -224,6 +241,8 @@ impl Header {
                 closed: AtomicBool::new(false),
                 rx_waiting: AtomicBool::new(false),
                 tx_waiting: AtomicBool::new(false),
+                #[cfg(any(feature = "alloc", aiothreads_loom))]
+                rx_light: AtomicBool::new(false),
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
@@ -243,6 +262,8 @@ impl Header {
                 closed: AtomicBool::new(false),
                 rx_waiting: AtomicBool::new(false),
                 tx_waiting: AtomicBool::new(false),
+                #[cfg(any(feature = "alloc", aiothreads_loom))]
+                rx_light: AtomicBool::new(false),
                 taken: AtomicBool::new(false),
                 rx_waker: AtomicWaker::new(),
                 tx_waker: AtomicWaker::new(),
@@ -259,6 +280,8 @@ impl Header {
         s.closed.store(false, Ordering::Relaxed);
         s.rx_waiting.store(false, Ordering::Relaxed);
         s.tx_waiting.store(false, Ordering::Relaxed);
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        s.rx_light.store(false, Ordering::Relaxed);
         s.taken.store(true, Ordering::Relaxed);
         drop(s.rx_waker.take());
         drop(s.tx_waker.take());
@@ -461,6 +484,12 @@ unsafe fn halves<'a, T>(
             cached_tail: tail,
             next_checkpoint,
             checkpoint,
+            #[cfg(any(feature = "alloc", aiothreads_loom))]
+            checkpoints: 0,
+            #[cfg(any(feature = "alloc", aiothreads_loom))]
+            point_head: head,
+            #[cfg(any(feature = "alloc", aiothreads_loom))]
+            protocol: Protocol::new(),
             _owner: owner(),
             _borrow: PhantomData,
         },
@@ -879,6 +908,17 @@ pub struct Consumer<'a, T> {
     next_checkpoint: usize,
     /// `max(1, cap / 2)`: how many pops make a checkpoint (see [Waking](crate::ring#waking)).
     checkpoint: usize,
+    /// Checkpoints reached since the last barrier point (saturating): what the light protocol
+    /// is judged by (`checkpoints * checkpoint` items at least; see `wake::Protocol`).
+    #[cfg(any(feature = "alloc", aiothreads_loom))]
+    checkpoints: usize,
+    /// `head` at the last barrier point: the items popped since then, exactly, while no
+    /// checkpoint was reached (`distance(point_head, head)`).
+    #[cfg(any(feature = "alloc", aiothreads_loom))]
+    point_head: usize,
+    /// The wake-up protocol in use, for a ring with a heavy barrier (`barrier.rs`).
+    #[cfg(any(feature = "alloc", aiothreads_loom))]
+    protocol: Protocol,
     _owner: Owner<T>,
     _borrow: PhantomData<&'a Header>,
 }
@@ -922,7 +962,7 @@ impl<T> Consumer<'_, T> {
         // happens before the producer overwrites it.
         self.raw.header().head.store(self.head, Ordering::Release);
         if self.head == self.next_checkpoint {
-            self.notify_producer();
+            self.checkpoint_reached();
         }
         Ok(value)
     }
@@ -994,7 +1034,7 @@ impl<T> Consumer<'_, T> {
     #[inline]
     fn popped_from(&mut self, old_head: usize, n: usize) {
         if self.raw.distance(old_head, self.next_checkpoint) <= n {
-            self.notify_producer();
+            self.checkpoint_reached();
         }
     }
 
@@ -1008,6 +1048,55 @@ impl<T> Consumer<'_, T> {
         self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
         notify_producer(self.raw.header());
     }
+
+    /// A checkpoint reached by popping: counts it for the wake-up protocol, then as
+    /// [`notify_producer`](Self::notify_producer).
+    #[inline]
+    fn checkpoint_reached(&mut self) {
+        self.count_checkpoint();
+        self.notify_producer();
+    }
+
+    /// Counts a checkpoint for the wake-up protocol (nothing to count without `alloc`).
+    #[inline(always)]
+    fn count_checkpoint(&mut self) {
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        {
+            self.checkpoints = self.checkpoints.saturating_add(1);
+        }
+    }
+
+    /// A barrier point of the wake-up handshake (`wake::wait_or_take`): picks the protocol
+    /// from the items popped since the previous one; returns whether to run the heavy barrier.
+    fn barrier_point(&mut self) -> bool {
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        {
+            // Exact below a checkpoint's worth; a lower bound above (within one checkpoint).
+            let items = match self.checkpoints {
+                0 => self.raw.distance(self.point_head, self.head),
+                n => n.saturating_mul(self.checkpoint),
+            };
+            self.checkpoints = 0;
+            self.point_head = self.head;
+            self.protocol
+                .choose(items, &self.raw.header().signals.rx_side())
+        }
+        // Without `alloc` no ring has a heavy barrier.
+        #[cfg(not(any(feature = "alloc", aiothreads_loom)))]
+        false
+    }
+
+    /// Whether the light wake-up protocol is on (the producer skips its per-item fence; see
+    /// `barrier.rs`). Always `false` for a ring without a heavy barrier. For tests and
+    /// diagnostics.
+    #[doc(hidden)]
+    pub fn is_light_protocol(&self) -> bool {
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        return self.protocol.is_light();
+        #[cfg(not(any(feature = "alloc", aiothreads_loom)))]
+        return false;
+    }
+
     /// The number of items this half can pop right now (a lower bound).
     pub fn slots(&mut self) -> usize {
         self.available()

@@ -37,13 +37,27 @@ impl<T> UnboundedConsumer<T> {
     /// drop(tx);
     /// assert_eq!(rx.poll_recv(&mut cx), Poll::Ready(None));
     /// ```
+    #[inline]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // The hot path inline, the handshake out of line (as the ring's `poll_recv`).
         match self.pop() {
-            Ok(value) => return Poll::Ready(Some(value)),
-            Err(PopError::Closed) => return Poll::Ready(None),
-            Err(PopError::Empty) => {}
+            Ok(value) => Poll::Ready(Some(value)),
+            Err(PopError::Closed) => Poll::Ready(None),
+            Err(PopError::Empty) => self.poll_recv_empty(cx),
         }
-        match wait_or_take(self, cx, |c| c.shared.signals.rx_side(), Self::pop) {
+    }
+
+    /// [`poll_recv`](Self::poll_recv) after a pop found the queue empty: the handshake.
+    #[inline(never)]
+    fn poll_recv_empty(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let found = wait_or_take(
+            self,
+            cx,
+            |c| c.shared.signals.rx_side(),
+            Self::pop,
+            Self::barrier_point,
+        );
+        match found {
             Ok(value) => Poll::Ready(Some(value)),
             Err(PopError::Closed) => Poll::Ready(None),
             Err(PopError::Empty) => Poll::Pending,

@@ -103,7 +103,7 @@
 // halves), so it names the crate itself.
 extern crate alloc;
 
-use crate::wake::RxSide;
+use crate::wake::{Protocol, RxSide};
 use alloc::boxed::Box;
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -311,10 +311,13 @@ struct Signals {
     /// The consumer waits for items: set by `poll_recv` before its fence, cleared by the
     /// producer's `swap` that decides to wake it (or by the consumer's successful re-check).
     rx_waiting: AtomicBool,
+    /// The light protocol is on (`ring/barrier.rs`): the producer may skip its fence per item.
+    /// Written only by the consumer (`wake::Protocol`); stays `false` without a heavy barrier.
+    rx_light: AtomicBool,
     /// The waiting consumer's waker.
     rx_waker: AtomicWaker,
-    /// The consumer's heavy barrier of the asymmetric wake-up protocol (see
-    /// [`HeavyBarrier`]), or `None` for the fence pair. Set by the constructor, never changed.
+    /// The consumer's heavy barrier for the light wake-up protocol (see [`HeavyBarrier`]), or
+    /// `None` for the fence pair only. Set by the constructor, never changed.
     heavy_barrier: Option<fn()>,
 }
 
@@ -325,6 +328,7 @@ impl Signals {
         RxSide {
             waker: &self.rx_waker,
             waiting: &self.rx_waiting,
+            light: Some(&self.rx_light),
             heavy_barrier: self.heavy_barrier,
         }
     }
@@ -423,12 +427,12 @@ pub fn channel<T>() -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
     make(None)
 }
 
-/// Like [`channel`], with the asymmetric consumer wake-up protocol of the ring's
-/// [`try_with_capacity_asymmetric`](crate::ring::try_with_capacity_asymmetric): the
-/// producer's [`push`](UnboundedProducer::push) and
+/// Like [`channel`], with a heavy barrier for the consumer's light wake-up protocol, as the
+/// ring's [`try_with_capacity_asymmetric`](crate::ring::try_with_capacity_asymmetric): while
+/// the consumer has it on, the producer's [`push`](UnboundedProducer::push) and
 /// [`notify_consumer`](UnboundedProducer::notify_consumer) execute no fence, and the consumer
-/// calls `barrier` each time it is about to sleep. See [`HeavyBarrier`] for the contract and
-/// the costs.
+/// calls `barrier` each time it is about to sleep. See [`HeavyBarrier`] for the contract, the
+/// switching and the costs.
 ///
 /// # Examples
 /// ```
@@ -460,6 +464,7 @@ fn make<T>(heavy_barrier: Option<fn()>) -> (UnboundedProducer<T>, UnboundedConsu
         signals: CachePadded(Signals {
             closed: AtomicBool::new(false),
             rx_waiting: AtomicBool::new(false),
+            rx_light: AtomicBool::new(false),
             rx_waker: AtomicWaker::new(),
             heavy_barrier,
         }),
@@ -474,6 +479,8 @@ fn make<T>(heavy_barrier: Option<fn()>) -> (UnboundedProducer<T>, UnboundedConsu
             shared,
             cursor,
             cached_tail: 0,
+            last_point: 0,
+            protocol: Protocol::new(),
         },
     )
 }
@@ -800,6 +807,11 @@ pub struct UnboundedConsumer<T> {
     cursor: Cursor<T>,
     /// Last `tail` seen; the real tail is never behind it.
     cached_tail: usize,
+    /// The position at the last barrier point (wrapping): what the light protocol is judged
+    /// by (see `wake::Protocol`).
+    last_point: usize,
+    /// The wake-up protocol in use, for a queue with a heavy barrier (`ring/barrier.rs`).
+    protocol: Protocol,
 }
 
 // SAFETY: the consumer moves `T` values out of the queue on its thread (hence `T: Send`); its
@@ -808,6 +820,22 @@ pub struct UnboundedConsumer<T> {
 unsafe impl<T: core::marker::Send> core::marker::Send for UnboundedConsumer<T> {}
 
 impl<T> UnboundedConsumer<T> {
+    /// A barrier point of the wake-up handshake (`wake::wait_or_take`): picks the protocol
+    /// from the items popped since the previous one; returns whether to run the heavy barrier.
+    fn barrier_point(&mut self) -> bool {
+        let items = self.cursor.pos.wrapping_sub(self.last_point);
+        self.last_point = self.cursor.pos;
+        self.protocol.choose(items, &self.shared.signals.rx_side())
+    }
+
+    /// Whether the light wake-up protocol is on (the producer skips its per-item fence; see
+    /// `ring/barrier.rs`). Always `false` for a queue without a heavy barrier. For tests and
+    /// diagnostics.
+    #[doc(hidden)]
+    pub fn is_light_protocol(&self) -> bool {
+        self.protocol.is_light()
+    }
+
     /// Pops the oldest item. Lock-free; wait-free apart from the allocator (handing back a
     /// drained segment may free one when the spare is taken).
     ///
