@@ -42,12 +42,10 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-# Debug: every feature but the opt-in `membarrier`, so the suites run the rings' default
-# (symmetric) wake-up protocol; release: every feature, so they run the asymmetric one.
-NO_MEMBARRIER := aiothreads-core/alloc,aiothreads-core/portable-atomic,aiothreads/macros
-NO_MEMBARRIER := $(NO_MEMBARRIER),aiothreads/tokio,aiothreads/async-executor,aiothreads/tracing
+# Debug: `AIOTHREADS_MEMBARRIER=0`, so the suites run the rings' fence protocol only; release:
+# the default, so stream consumers switch between the fence and the light protocol (membarrier).
 test-debug:
-	$(CARGO) test --workspace --features $(NO_MEMBARRIER)
+	AIOTHREADS_MEMBARRIER=0 $(CARGO) test --workspace --all-features
 
 # Release: the library, binaries and test suites; the doctests ran in test-debug (compiling
 # each of them again with optimisations only costs CI time).

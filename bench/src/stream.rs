@@ -324,7 +324,7 @@ fn peers(report: &mut Report) {
         &mut [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f],
     );
     let protocol = if aiothreads::__private::asymmetric_stream_rings() {
-        "no fence per item (membarrier)"
+        "no fence per item while the consumer sleeps seldom (membarrier)"
     } else {
         "a fence per item"
     };

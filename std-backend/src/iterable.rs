@@ -35,9 +35,10 @@
 //!
 //! # Cost per item (the hot path)
 //! Producer: one `Iterator::next`, a room check on its cached limit, one ring push (no atomic
-//! RMW: one Release store of the tail) and one relaxed load to learn whether the consumer
-//! sleeps, with no fence where the feature `membarrier` works (Linux, Android: the consumer
-//! pays a `membarrier` call when it goes to sleep instead), else one `SeqCst` fence.
+//! RMW: one Release store of the tail) and two relaxed loads to learn whether the consumer
+//! sleeps and which wake-up protocol it chose: a `SeqCst` fence in the fence protocol, none in
+//! the light one (feature `membarrier`, Linux and Android: the consumer chooses it while it
+//! sleeps seldom, and then pays a `membarrier` call when it goes to sleep instead).
 //! Consumer: one ring pop (one Release store of the head). Wake-ups: the consumer is woken
 //! only after it found the ring empty and registered its waker; the producer only after it
 //! found the ring full, and then once per half ring. No allocation per item.
@@ -223,9 +224,10 @@ impl Target {
 ///   (loop handle, [`ContextVar`](crate::ContextVar)s), like a `threaded` call.
 ///
 /// # Cost per item
-/// Producer: one `Iterator::next`, one ring push (one Release store, no atomic RMW) and one
-/// relaxed load to learn whether the consumer sleeps (plus a fence per item where the
-/// `membarrier` feature is off or refused). Consumer: one ring pop.
+/// Producer: one `Iterator::next`, one ring push (one Release store, no atomic RMW) and two
+/// relaxed loads to learn whether the consumer sleeps and which protocol it chose (plus a fence
+/// per item in the fence protocol: always where the `membarrier` feature is off or refused,
+/// else while the consumer sleeps every few items). Consumer: one ring pop.
 /// Wake-ups happen only for a side that sleeps: the consumer after it found the ring empty
 /// (it never spins in `poll_next`), the producer after it found the ring full, then once per
 /// half ring. No allocation per item.
@@ -802,7 +804,7 @@ impl<F: IterFn> IterCall<F> {
 ///
 /// Cost per item: one `Iterator::next`, the ring's `poll_ready` check (a relaxed load and a
 /// compare on the producer's cached limit), one push (one Release store, no atomic RMW) and
-/// the wake-up check of the consumer (a relaxed load; plus a fence without `membarrier`).
+/// the wake-up check of the consumer (two relaxed loads; plus a fence in the fence protocol).
 /// Waits only on a full ring: first a spin for half a ring of room, adaptive and up to this
 /// machine's wake-up cost (a consumer that keeps up frees it sooner than a park and a wake-up
 /// would take; see `pool_stream.rs`, "Waiting for room"), then a park.

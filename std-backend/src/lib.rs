@@ -126,19 +126,17 @@
 //!
 //! ## Features
 //! - `macros` (default): the four attribute macros (crate `aiothreads-macros`).
-//! - `membarrier` (opt-in; Linux and Android, crate `rustix`): the producer of a stream or
-//!   thread channel checks for a sleeping consumer without a memory fence per item; the
-//!   consumer pays `membarrier(PRIVATE_EXPEDITED)` (an interrupt to each CPU running a thread
-//!   of the process) each time it finds the queue empty and prepares to sleep. It pays only
-//!   where the fence is expensive *and* the consumer seldom catches up with the producer: a
-//!   consumer faster than its producer can catch up every few hundred items, and there the
-//!   system call (about 5 µs on the AMD EPYC VM this crate is measured on, with another thread
-//!   running) can cost more than the fences it saves: on that VM a fast stream once ran at
-//!   25–30 M items/s with it against about 100 M without; since the consumer looks once more
-//!   before it sleeps, the same harness gave 96 against 72 M items/s in its favour (medians of
-//!   ten alternating runs). It is off by default because each sleep interrupts the other
-//!   running threads of the process, which real-time code may not accept. Off,
-//!   or where the kernel refuses the call, every ring uses the fence per item.
+//! - `membarrier` (default; Linux and Android, crate `rustix`): the rings of streams and thread
+//!   channels get a heavy barrier, `membarrier(PRIVATE_EXPEDITED)`, and their consumer chooses
+//!   between two wake-up protocols at run time. While it sleeps seldom (a fast producer), the
+//!   producer checks for a sleeping consumer without a memory fence per item and the consumer
+//!   calls the barrier when it sleeps; while it sleeps every few items (a slow producer), the
+//!   producer pays the fence and the consumer no system call. On the AMD EPYC VM this crate is
+//!   measured on, a stream whose producer does a few ns of work per item ran 2–4× faster
+//!   with it (PERFORMANCE.md). The barrier interrupts each CPU running a thread of the
+//!   process; real-time code that must not be interrupted turns it off, at build time
+//!   (`default-features = false`) or at run time ([`MEMBARRIER_ENV`]`=0`). Off, or where the
+//!   kernel refuses the call, every ring uses the fence per item.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
 //!   (any other executor works through [`Loop::from_spawner`] with no feature).
@@ -160,8 +158,8 @@ pub use aiothreads_macros::{
 pub mod __private {
     pub use crate::{Call, IterCall, IterFn};
 
-    /// Whether stream rings use the asymmetric wake-up protocol (`membarrier`); for the
-    /// benchmark's report.
+    /// Whether stream rings have a heavy barrier (`membarrier`), so that their consumers can
+    /// switch to the light wake-up protocol; for the benchmark's report.
     pub fn asymmetric_stream_rings() -> bool {
         crate::barrier::heavy_barrier().is_some()
     }
@@ -191,6 +189,7 @@ pub use sync_await::{
 mod admission;
 mod backoff;
 mod barrier;
+pub use barrier::MEMBARRIER_ENV;
 mod call;
 mod cancel;
 mod channel;

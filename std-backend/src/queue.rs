@@ -170,7 +170,7 @@ impl<T> Tx<T> {
 
 impl<T> Rx<T> {
     /// The next item, or registers `cx`'s waker; `Ready(None)` once closed and drained.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self {
             Rx::Bounded(rx) => rx.poll_recv(cx),
