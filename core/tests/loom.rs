@@ -158,6 +158,32 @@ mod ring_models {
         });
     }
 
+    /// `poll_room` with hysteresis: on a full capacity-4 ring the producer asks for more room
+    /// than the consumer's checkpoint interval brings, so it waits for two free slots (the
+    /// clamp) while the consumer pops them one at a time (a wake after the first would find
+    /// one slot, too few: it must register again and still be woken by the checkpoint).
+    #[test]
+    fn poll_room_waits_for_its_run_and_is_woken() {
+        loom::model(|| {
+            let (mut tx, mut rx) = ring::with_capacity::<u32>(4);
+            for i in 0..4 {
+                tx.push(i).unwrap();
+            }
+            let t = thread::spawn(move || {
+                block_on(core::future::poll_fn(|cx| tx.poll_room(cx, 100))).unwrap();
+                // Two slots were free when it returned.
+                tx.push(4).unwrap();
+                tx.push(5).unwrap();
+                tx
+            });
+            assert_eq!(rx.pop(), Ok(0));
+            assert_eq!(rx.pop(), Ok(1));
+            let tx = t.join().unwrap();
+            assert_eq!(rx.pop_batch::<4>().as_slice(), [2, 3, 4, 5]);
+            drop(tx);
+        });
+    }
+
     /// Both sides wait in turn: the producer waits for space on a full capacity-1 ring while
     /// the consumer takes the first item and then waits for the second. Neither wake-up may
     /// be lost (loom reports a deadlock otherwise).

@@ -73,11 +73,18 @@ pub(crate) fn queue<T>(max_size: usize) -> Result<(Tx<T>, Rx<T>), CapacityError>
 }
 
 impl<T> Tx<T> {
-    /// Ready when a push cannot fail with `Full` (always, unbounded), or when closed.
+    /// Ready when a push cannot fail with `Full` (always, unbounded), or when closed. A
+    /// bounded queue found full is ready again once half of it is free (the core's
+    /// `Producer::poll_room`): a stream's producer that outruns its consumer refills the ring
+    /// in runs of half a ring, not one freed slot at a time, so the two threads do not pass
+    /// the cache lines of `head` and of the slots back and forth per item.
     #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         match self {
-            Tx::Bounded(tx) => tx.poll_ready(cx),
+            Tx::Bounded(tx) => {
+                let half = tx.capacity() / 2;
+                tx.poll_room(cx, half)
+            }
             Tx::Unbounded(tx) if tx.is_closed() => Poll::Ready(Err(Closed(()))),
             Tx::Unbounded(_) => Poll::Ready(Ok(())),
         }

@@ -49,10 +49,45 @@ impl<'a, T> Producer<'a, T> {
     /// propagates and this side's waker cell stays locked: this side is never woken again
     /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        self.poll_room(cx, 1)
+    }
+
+    /// Like [`poll_ready`](Self::poll_ready), with *hysteresis*: once the slots this half
+    /// knows to be free are used up, `Ready` only when at least `min` are free again (`min`
+    /// clamped to `1 ..= max(1, capacity / 2)`, so the consumer's next checkpoints always
+    /// bring it). A producer that keeps the ring full then refills it in runs of `min` items
+    /// instead of one freed slot at a time: the two sides work on different cache lines
+    /// instead of passing the line of `head` and of the slots back and forth per item.
+    ///
+    /// # Errors
+    /// `Ready(Err(Closed))` once the ring is closed.
+    ///
+    /// # Panics
+    /// As [`poll_ready`](Self::poll_ready).
+    ///
+    /// # Examples
+    /// ```
+    /// use aiothreads_core::ring::Ring;
+    /// use core::task::{Context, Poll, Waker};
+    ///
+    /// let mut ring = Ring::<u8, 4>::new();
+    /// let (mut tx, mut rx) = ring.split();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// for i in 0..4 {
+    ///     tx.try_send(i).unwrap();
+    /// }
+    /// rx.pop().unwrap(); // one slot free, but the producer asked for two
+    /// assert_eq!(tx.poll_room(&mut cx, 2), Poll::Pending);
+    /// rx.pop().unwrap(); // the consumer's checkpoint: two free
+    /// assert_eq!(tx.poll_room(&mut cx, 2), Poll::Ready(Ok(())));
+    /// ```
+    pub fn poll_room(&mut self, cx: &mut Context<'_>, min: usize) -> Poll<Result<(), Closed>> {
         if self.is_closed() {
             return Poll::Ready(Err(Closed(())));
         }
-        if self.tail != self.limit || self.slots() > 0 {
+        // At most the consumer's checkpoint interval, which is what wakes us.
+        let min = min.clamp(1, (self.raw.cap / 2).max(1));
+        if self.tail != self.limit || self.slots() >= min {
             return Poll::Ready(Ok(()));
         }
         let s = &self.raw.header().signals;
@@ -60,11 +95,14 @@ impl<'a, T> Producer<'a, T> {
         s.tx_waiting.store(true, Ordering::Relaxed);
         // Pairs with the fence in `Consumer::notify_producer` (a checkpoint) or in
         // `Consumer::poll_recv`, and with the fence of `close`: either we see the consumer's
-        // newer `head` / `closed` below, or it sees `tx_waiting == true` and wakes us.
+        // newer `head` / `closed` below, or it sees `tx_waiting == true` and wakes us. A wake
+        // that comes with fewer than `min` slots free leaves us to register again; the
+        // consumer holds more than `capacity - min >= capacity / 2` items then, so it reaches
+        // its next checkpoint (every `max(1, capacity / 2)` pops) without waiting for us.
         fence(Ordering::SeqCst);
         let result = if self.is_closed() {
             Err(Closed(()))
-        } else if self.slots() > 0 {
+        } else if self.slots() >= min {
             Ok(())
         } else {
             return Poll::Pending;
