@@ -197,7 +197,7 @@ impl<'a, T> Consumer<'a, T> {
     /// If cloning `cx`'s waker (or dropping the waker it replaces) panics, the panic
     /// propagates and this side's waker cell stays locked: this side is never woken again
     /// (see the crate docs, [known limitation](crate#known-limitation-a-waker-whose-clone-or-drop-panics)).
-    #[inline]
+    #[cfg_attr(any(feature = "alloc", aiothreads_loom), inline)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // The hot path (an item is there) inline; the handshake out of line, so that a
         // consumer's loop keeps its state in registers and pays no call per item.
@@ -209,7 +209,9 @@ impl<'a, T> Consumer<'a, T> {
     }
 
     /// [`poll_recv`](Self::poll_recv) after a pop found the ring empty: the wake-up handshake.
-    #[inline(never)]
+    /// Out of line where it carries the light protocol's choice (`alloc`); without `alloc`
+    /// (firmware) the compiler decides, which keeps the code smaller there (`make sizes`).
+    #[cfg_attr(any(feature = "alloc", aiothreads_loom), inline(never))]
     fn poll_recv_empty(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let found = wait_or_take(
             self,
