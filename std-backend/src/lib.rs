@@ -132,9 +132,10 @@
 //!   producer checks for a sleeping consumer without a memory fence per item and the consumer
 //!   calls the barrier when it sleeps; while it sleeps every few items (a slow producer), the
 //!   producer pays the fence and the consumer no system call. On the AMD EPYC VM this crate is
-//!   measured on, a stream whose producer does a few ns of work per item ran 2–4× faster
-//!   with it (PERFORMANCE.md). The barrier interrupts each CPU running a thread of the
-//!   process; real-time code that must not be interrupted turns it off, at build time
+//!   measured on, a stream whose producer does about 8 ns of work per item ran 2.3–4× faster
+//!   with it than with `AIOTHREADS_MEMBARRIER=0` (PERFORMANCE.md, eighth pass). The barrier
+//!   interrupts each CPU running a thread of the process; real-time code that must not be
+//!   interrupted turns it off, at build time
 //!   (`default-features = false`) or at run time ([`MEMBARRIER_ENV`]`=0`). Off, or where the
 //!   kernel refuses the call, every ring uses the fence per item.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
