@@ -112,7 +112,7 @@ const PROBE_MAX: u16 = 256;
 pub(crate) struct Protocol {
     /// Whether `light` is set (this half is its only writer).
     light: bool,
-    /// Barrier points since the last switch.
+    /// Barrier points in the fence protocol since the last switch (not counted while light).
     points: u16,
     /// Barrier points in the fence protocol between two probes.
     probe_every: u16,
