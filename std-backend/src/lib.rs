@@ -131,13 +131,14 @@
 //!   between two wake-up protocols at run time. While it sleeps seldom (a fast producer), the
 //!   producer checks for a sleeping consumer without a memory fence per item and the consumer
 //!   calls the barrier when it sleeps; while it sleeps every few items (a slow producer), the
-//!   producer pays the fence and the consumer no system call. On the AMD EPYC VM this crate is
-//!   measured on, a stream whose producer does about 8 ns of work per item ran 2.3–4× faster
-//!   with it than with `AIOTHREADS_MEMBARRIER=0` (PERFORMANCE.md, eighth pass). The barrier
-//!   interrupts each CPU running a thread of the process; real-time code that must not be
-//!   interrupted turns it off, at build time
-//!   (`default-features = false`) or at run time ([`MEMBARRIER_ENV`]`=0`). Off, or where the
-//!   kernel refuses the call, every ring uses the fence per item.
+//!   producer pays the fence and the consumer makes a system call only to probe the other
+//!   protocol now and then (three calls per probe, once per 16 to 256 sleeps). On the AMD EPYC
+//!   VM this crate is measured on, a stream whose producer does about 8 ns of work per item
+//!   ran 2.3–4× faster with it than with `AIOTHREADS_MEMBARRIER=0` (PERFORMANCE.md, eighth
+//!   pass). The barrier interrupts each CPU running a thread of the process; real-time code
+//!   that must not be interrupted turns it off, at build time (`default-features = false`) or
+//!   at run time ([`MEMBARRIER_ENV`]`=0`). Off, or where the kernel refuses the call, every
+//!   ring uses the fence per item.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
 //!   (any other executor works through [`Loop::from_spawner`] with no feature).

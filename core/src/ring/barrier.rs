@@ -66,7 +66,7 @@
 //!   sleeps every few items (a slow producer) would pay it every few items, which is why the
 //!   consumer falls back to the fence protocol there;
 //! - consumer, per protocol switch: one `swap` of `rx_light`, and a barrier (at the switching
-//!   barrier point). In the fence protocol, a probe of the light one costs two barriers at
+//!   barrier point). In the fence protocol, a probe of the light one costs three barriers at
 //!   most, once per 16 to 256 barrier points.
 //!
 //! The loom models check the fence protocol only (loom has no model of a process-wide
