@@ -102,6 +102,31 @@ mod ring_models {
         });
     }
 
+    /// The same with `send_iter`, which publishes and checks the consumer's flag per item
+    /// with its position kept in a register: both items arrive, each wait is woken.
+    #[test]
+    fn send_iter_wakes_consumer_waiting_twice() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(5);
+        builder.check(|| {
+            let (mut tx, mut rx) = ring::with_capacity::<u32>(2);
+            let t = thread::spawn(move || {
+                // Full when the consumer has not taken an item yet: the run cannot look past
+                // a full ring to learn that the iterator is done.
+                let (sent, end) = tx.send_iter(&mut (1..3), usize::MAX);
+                assert_eq!(sent, 2);
+                assert!(matches!(
+                    end,
+                    ring::SendIterEnd::Exhausted | ring::SendIterEnd::Full
+                ));
+                tx
+            });
+            assert_eq!(block_on(rx.recv()), Some(1));
+            assert_eq!(block_on(rx.recv()), Some(2));
+            drop(t.join().unwrap());
+        });
+    }
+
     /// Same with a batch push, which notifies once at the end.
     #[test]
     fn push_slice_wakes_waiting_consumer() {

@@ -606,3 +606,77 @@ fn x86_64_ring_size_and_alignment() {
     assert_eq!(core::mem::size_of::<Ring<u32, 16>>(), 512);
     assert_eq!(core::mem::size_of::<Ring<u8, 64>>(), 512);
 }
+
+/// `send_iter` moves a long run across two threads in order, one item published at a time:
+/// a consumer that sleeps on the ring is woken for every run (no item is held back), and the
+/// producer sees `Full` without losing the item it did not take.
+#[test]
+fn send_iter_across_two_threads() {
+    use aiothreads_core::ring::SendIterEnd;
+    let mut ring = Ring::<u64, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut items = 0..ITEMS;
+            let mut sent = 0;
+            loop {
+                let (n, end) = tx.send_iter(&mut items, 5);
+                sent += n as u64;
+                match end {
+                    SendIterEnd::Exhausted => break,
+                    SendIterEnd::Full => {
+                        block_on(core::future::poll_fn(|cx| tx.poll_ready(cx))).unwrap()
+                    }
+                    SendIterEnd::Limit => assert_eq!(n, 5),
+                    SendIterEnd::Closed => panic!("closed with the consumer alive"),
+                }
+            }
+            assert_eq!(sent, ITEMS);
+        });
+        let got = block_on(async {
+            let mut next = 0;
+            while let Some(v) = rx.next().await {
+                assert_eq!(v, next, "in order, none lost");
+                next += 1;
+            }
+            next
+        });
+        assert_eq!(got, ITEMS);
+    });
+}
+
+/// An iterator that panics in `next` leaves the producer consistent: the items sent before
+/// are there, and the producer goes on sending after the panic.
+#[test]
+fn send_iter_survives_a_panicking_iterator() {
+    use aiothreads_core::ring::SendIterEnd;
+    let mut ring = Ring::<u32, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    let mut items = (0..10).map(|i| if i == 3 { panic!("item 3") } else { i });
+    let result = std::panic::catch_unwind(core::panic::AssertUnwindSafe(|| {
+        tx.send_iter(&mut items, usize::MAX)
+    }));
+    assert!(result.is_err());
+    assert_eq!(tx.len(), 3);
+    assert_eq!(tx.send_iter(&mut (10..20), 2), (2, SendIterEnd::Limit));
+    assert_eq!(rx.drain().collect::<Vec<_>>(), [0, 1, 2, 10, 11]);
+}
+
+/// A closed ring stops the run before the next item is taken, also when the consumer
+/// closes while items are waiting.
+#[test]
+fn send_iter_stops_at_close_without_taking_an_item() {
+    use aiothreads_core::ring::SendIterEnd;
+    let mut ring = Ring::<u32, 4>::new();
+    let (mut tx, mut rx) = ring.split();
+    let mut items = 0..10;
+    assert_eq!(tx.send_iter(&mut items, 1), (1, SendIterEnd::Limit));
+    rx.close();
+    assert_eq!(
+        tx.send_iter(&mut items, usize::MAX),
+        (0, SendIterEnd::Closed)
+    );
+    assert_eq!(items.next(), Some(1), "no item taken after the close");
+    assert_eq!(rx.pop(), Ok(0));
+    assert_eq!(rx.pop(), Err(PopError::Closed));
+}

@@ -52,6 +52,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::backoff::Adaptive;
 use crate::queue::Tx;
+use aiothreads_core::ring::SendIterEnd;
 use aiothreads_core::slot::Slot;
 
 use crate::cancel::{self, Cancel};
@@ -175,33 +176,32 @@ where
             Some(iter) => iter,
             None => iter.insert(f.take().expect("a fresh job has its function").make()),
         };
+        // Items sent since the worker was last offered back.
         let mut pushed = 0;
         loop {
-            match tx.poll_ready(cx) {
-                Poll::Pending => {
-                    // Full (the waker is registered): spin for half a ring of room before
-                    // parking (see "Waiting for room") if the pool has a spinner's place.
-                    let spin = |budget| room_wait.spin(budget, || tx.room_wait_over());
-                    if self.pool.with_spinner_place(spin) == Some(true) {
-                        continue;
+            let (sent, end) = tx.send_iter(iter, self.batch - pushed);
+            pushed += sent;
+            match end {
+                SendIterEnd::Exhausted | SendIterEnd::Closed => return Segment::Finished,
+                SendIterEnd::Limit => {
+                    if self.pool.has_queued() {
+                        return Segment::Yield;
                     }
-                    return Segment::Full;
+                    pushed = 0;
                 }
-                Poll::Ready(Err(_closed)) => return Segment::Finished,
-                Poll::Ready(Ok(())) => {}
-            }
-            let Some(item) = iter.next() else {
-                return Segment::Finished;
-            };
-            if tx.try_send(item).is_err() {
-                return Segment::Finished;
-            }
-            pushed += 1;
-            if pushed >= self.batch {
-                if self.pool.has_queued() {
-                    return Segment::Yield;
-                }
-                pushed = 0;
+                SendIterEnd::Full => match tx.poll_ready(cx) {
+                    // Room was freed meanwhile (half a ring: the consumer's checkpoint).
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_closed)) => return Segment::Finished,
+                    Poll::Pending => {
+                        // Full (the waker is registered): spin for half a ring of room before
+                        // parking (see "Waiting for room") if the pool has a spinner's place.
+                        let spin = |budget| room_wait.spin(budget, || tx.room_wait_over());
+                        if self.pool.with_spinner_place(spin) != Some(true) {
+                            return Segment::Full;
+                        }
+                    }
+                },
             }
         }
     }

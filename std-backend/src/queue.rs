@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use aiothreads_core::park::Park;
 use aiothreads_core::ring::{
     CapacityError, Closed, Closer as RingCloser, Consumer, PopError, Producer, PushError,
+    SendIterEnd,
 };
 use aiothreads_core::unbounded::{UnboundedCloser, UnboundedConsumer, UnboundedProducer};
 
@@ -113,6 +114,41 @@ impl<T> Tx<T> {
             Tx::Unbounded(tx) => tx
                 .push(item)
                 .map_err(|Closed(item)| PushError::Closed(item)),
+        }
+    }
+
+    /// Sends items from `iter` one at a time, each published and the consumer's wake-up
+    /// checked before the next is taken, until the iterator ends, a bounded queue is full,
+    /// the queue is closed or `max` items were sent (the core's `Producer::send_iter`; the
+    /// unbounded queue is never full). Takes an item only when it can be pushed; an item
+    /// taken and then refused by a close that raced with it is dropped here, on this thread.
+    #[inline]
+    pub(crate) fn send_iter<I: Iterator<Item = T>>(
+        &mut self,
+        iter: &mut I,
+        max: usize,
+    ) -> (usize, SendIterEnd) {
+        match self {
+            Tx::Bounded(tx) => tx.send_iter(iter, max),
+            Tx::Unbounded(tx) => {
+                let mut sent = 0;
+                let end = loop {
+                    if sent == max {
+                        break SendIterEnd::Limit;
+                    }
+                    if tx.is_closed() {
+                        break SendIterEnd::Closed;
+                    }
+                    let Some(item) = iter.next() else {
+                        break SendIterEnd::Exhausted;
+                    };
+                    if tx.push(item).is_err() {
+                        break SendIterEnd::Closed;
+                    }
+                    sent += 1;
+                };
+                (sent, end)
+            }
         }
     }
 

@@ -2,6 +2,19 @@
 
 use core::fmt;
 
+/// Why [`Producer::send_iter`](super::Producer::send_iter) stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendIterEnd {
+    /// The iterator returned `None`.
+    Exhausted,
+    /// No free slot (no item was taken from the iterator for it).
+    Full,
+    /// The ring is closed (no item was taken from the iterator after the close was seen).
+    Closed,
+    /// `max` items were sent.
+    Limit,
+}
+
 /// Why [`Producer::push`](super::Producer::push) (or `try_send`) failed; holds the value.
 ///
 /// `Debug` does not require `T: Debug`.
