@@ -9,7 +9,10 @@
 //!
 //! The `floor` group always runs: its two medians (park/unpark and spin round trips), the
 //! `/proc/cpuinfo` model name and the CPU count tag every figure of the run (`cpu` in
-//! `summary.json`, the head of `summary.md`), with the build profile (`profile`).
+//! `summary.json`, the head of `summary.md`), with the build profile (`profile`). Only
+//! `AIOTHREADS_BENCH_NO_FLOOR=1` skips it (the floors then read NaN): for runs under
+//! callgrind (`make ring-instructions`), which runs one thread at a time, so the spin
+//! round trips of the floor would take hours.
 //!
 //! Outputs: `target/bench/summary.json` and `target/bench/summary.md` always; the chart goes
 //! to `docs/bench.svg` (the one the README shows) only after a full, unfiltered run, and to
@@ -59,11 +62,23 @@ fn main() {
             println!("   ({name}: {:.1} s)", t.elapsed().as_secs_f64());
         }
     };
-    // Always measured: every figure of the run is tagged with these two floors.
-    timed(
-        "wake-up floor (the CPU tag of every figure)",
-        &mut floor::run,
-    );
+    // Always measured (every figure of the run is tagged with these two floors), except
+    // under callgrind, which serialises threads: two threads spinning on each other there
+    // take a scheduler slice per round trip.
+    if std::env::var_os("AIOTHREADS_BENCH_NO_FLOOR").is_some_and(|v| v == "1") {
+        timed(
+            "wake-up floor skipped (AIOTHREADS_BENCH_NO_FLOOR=1): no floors in the tag",
+            &mut |r| {
+                r.machine.park_floor_ns = f64::NAN;
+                r.machine.spin_floor_ns = f64::NAN;
+            },
+        );
+    } else {
+        timed(
+            "wake-up floor (the CPU tag of every figure)",
+            &mut floor::run,
+        );
+    }
     timed("pool", &mut |r| pool::run(r, &want));
     timed("ring", &mut |r| ring::run(r, &want));
     timed("block_on / sync_await", &mut |r| block_on::run(r, &want));

@@ -184,3 +184,48 @@ impl<T> core::ops::Deref for CachePadded<T> {
         &self.0
     }
 }
+
+/// Whether [`prefetch`] does anything: x86_64 (its prefetch instruction is in the baseline),
+/// and not under Miri or loom.
+pub(crate) const PREFETCHES: bool =
+    cfg!(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)));
+
+/// Items of `T` per cache line of 64 bytes (at least one): a consumer prefetches once per
+/// line, when its position enters one (`position % items_per_line == 0`; a multiple of a
+/// constant, so a mask or a multiply, no division).
+pub(crate) const fn items_per_line<T>() -> usize {
+    match core::mem::size_of::<T>() {
+        0 => 1,
+        size if size >= 64 => 1,
+        size => 64 / size,
+    }
+}
+
+/// Items of `T` that make two cache lines of 64 bytes (at least one; none for zero-sized items,
+/// which occupy no memory): how far ahead of its position a consumer prefetches.
+pub(crate) const fn prefetch_ahead<T>() -> usize {
+    match core::mem::size_of::<T>() {
+        0 => 0,
+        size if size >= 128 => 1,
+        size => 128 / size,
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `ptr`, and returns at once. A hint: it
+/// reads nothing the program observes and never faults, whatever `ptr` is. Nothing where
+/// [`PREFETCHES`] is false.
+///
+/// Consumers call it for a published slot a little ahead of the one they read: one that reads
+/// right behind its producer otherwise waits for each cache line of slots in turn, one
+/// cross-core transfer at a time, instead of having the next one on its way.
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+    // SAFETY: a prefetch reads nothing the program observes and cannot fault for any address;
+    // SSE, which has it, is part of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(aiothreads_loom))))]
+    let _ = ptr;
+}

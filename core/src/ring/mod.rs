@@ -288,11 +288,6 @@ impl Header {
     }
 }
 
-/// How far ahead of its position a consumer prefetches slots ([`Raw::prefetch_ahead`]): two
-/// cache lines of 64 bytes.
-#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
-const PREFETCH_BYTES: usize = 128;
-
 /// A view of the storage: header, slot buffer and capacity. Both halves hold one.
 struct Raw<T> {
     /// Points to the header, valid for as long as the half holding this view exists (the
@@ -371,42 +366,33 @@ impl<T> Raw<T> {
         d
     }
 
-    /// Items [`prefetch_ahead`](Self::prefetch_ahead) looks ahead: two cache lines' worth
-    /// (at least one item; none for zero-sized items, which occupy no memory).
-    #[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
-    const PREFETCH_AHEAD: usize = match core::mem::size_of::<T>() {
-        0 => 0,
-        size if size >= PREFETCH_BYTES => 1,
-        size => PREFETCH_BYTES / size,
-    };
-
-    /// A consumer at `head` that knows the items up to `tail` are published asks the CPU to
-    /// start loading the slot `PREFETCH_AHEAD` items on, when that slot is published: a
-    /// consumer reading right behind its producer otherwise waits for each cache line of
-    /// slots in turn, one cross-core transfer at a time (on the AMD EPYC VM of PERFORMANCE.md
-    /// a 1 024-slot stream of `u64` went from about 175 to 220 M items/s). Unpublished slots
-    /// are never prefetched: that would pull a line the producer is still writing.
+    /// A consumer that just read slot `index` (position `head`) and knows the items up to
+    /// `tail` are published asks the CPU to start loading the slot two cache lines ahead
+    /// (`sync::prefetch`), once per line of slots and only when that slot is published:
+    /// reading right behind its producer, it otherwise waits for each line of slots in turn
+    /// (on the AMD EPYC VM of PERFORMANCE.md a 1 024-slot stream of `u64` went from about
+    /// 175 to 220 M items/s). Unpublished slots are never prefetched: that would pull a line
+    /// the producer is still writing.
     ///
-    /// Cost: a compare (no memory access) and, when it holds, one prefetch instruction. x86_64
-    /// only (the instruction is in its baseline); nothing elsewhere, under Miri and under loom.
+    /// Cost per item: a compare on the slot index (no memory access); once per cache line of
+    /// slots, the distance to `tail` and one prefetch instruction. x86_64 only; nothing
+    /// elsewhere, under Miri and under loom.
     #[inline(always)]
-    fn prefetch_ahead(&self, head: usize, tail: usize) {
-        #[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
-        if Self::PREFETCH_AHEAD > 0 && self.distance(head, tail) > Self::PREFETCH_AHEAD {
-            // `PREFETCH_AHEAD < distance <= cap`: a valid `advance`, to a published slot.
-            let index = self.index(self.advance(head, Self::PREFETCH_AHEAD));
-            // `index < cap`: inside the buffer (a prefetch never faults anyway).
-            let slot = self.slots.as_ptr().wrapping_add(index);
-            // SAFETY: a prefetch is a hint: it reads nothing the program observes, cannot
-            // fault, and SSE (which has it) is part of the x86_64 baseline.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    slot.cast::<i8>(),
-                )
+    fn prefetch_ahead(&self, index: usize, head: usize, tail: usize) {
+        let ahead = crate::sync::prefetch_ahead::<T>();
+        if crate::sync::PREFETCHES
+            && ahead > 0
+            && index.is_multiple_of(crate::sync::items_per_line::<T>())
+            && self.distance(head, tail) > ahead
+        {
+            // `ahead < distance <= cap`: the slot `ahead` positions on is published, and its
+            // index, wrapped once, is below `cap` (a prefetch never faults anyway).
+            let mut next = index + ahead;
+            if next >= self.cap {
+                next -= self.cap;
             }
+            crate::sync::prefetch(self.slots.as_ptr().wrapping_add(next));
         }
-        #[cfg(not(all(target_arch = "x86_64", not(miri), not(aiothreads_loom))))]
-        let _ = (head, tail);
     }
 
     /// Writes `value` into the slot of position `pos`.
@@ -994,15 +980,16 @@ impl<T> Consumer<'_, T> {
     #[inline]
     pub fn pop(&mut self) -> Result<T, PopError> {
         // Cost: 1 Acquire load of `tail` only when the cached tail says empty, 1 Release store
-        // of `head`, a compare with the checkpoint position; on x86_64 a compare and a
-        // prefetch of a published slot two cache lines ahead (`Raw::prefetch_ahead`); every
+        // of `head`, a compare with the checkpoint position; on x86_64 a compare, and once per
+        // cache line a prefetch of a published slot two lines ahead (`Raw::prefetch_ahead`); every
         // `max(1, cap / 2)` pops a SeqCst fence and a Relaxed load (plus a wake if the
         // producer waits). No RMW otherwise.
         self.ready()?;
-        // SAFETY: `ready` established `head != tail`: the slot is initialised and the producer
-        // does not write it until we publish a head past it.
-        let value = unsafe { self.raw.read(self.head) };
-        self.raw.prefetch_ahead(self.head, self.cached_tail);
+        let index = self.raw.index(self.head);
+        // SAFETY: `ready` established `head != tail`: the slot of `head` is initialised and
+        // the producer does not write it until we publish a head past it.
+        let value = unsafe { self.raw.read_index(index) };
+        self.raw.prefetch_ahead(index, self.head, self.cached_tail);
         self.head = self.raw.advance1(self.head);
         // Release: pairs with the producer's Acquire load of `head`; our read of the slot
         // happens before the producer overwrites it.

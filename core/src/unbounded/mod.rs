@@ -855,18 +855,42 @@ impl<T> UnboundedConsumer<T> {
     #[inline]
     pub fn pop(&mut self) -> Result<T, PopError> {
         // Cost: an Acquire load of `tail` only when the cached tail says empty, the slot read,
-        // a Relaxed store of `head`; no RMW, no fence. Every SEGMENT_LEN pops `enter_next`
-        // and `recycle`.
+        // a Relaxed store of `head`; on x86_64 two compares and a prefetch of a published slot
+        // two cache lines ahead; no RMW, no fence. Every SEGMENT_LEN pops `enter_next` and
+        // `recycle`.
         self.ready()?;
         // SAFETY: `ready` established `pos != tail` and `pos != end`: the slot is in our
         // segment, initialised (published by the producer's Release store of `tail`, which
         // we loaded with Acquire), and the producer does not write it again before we hand
         // the segment back.
         let value = unsafe { self.cursor.slot().with(|p| (*p).assume_init_read()) };
+        self.prefetch_ahead();
         self.cursor.pos = self.cursor.pos.wrapping_add(1);
         // Relaxed: `head` only feeds `UnboundedProducer::len` (see Memory ordering).
         self.shared.head.store(self.cursor.pos, Ordering::Relaxed);
         Ok(value)
+    }
+
+    /// Asks the CPU to start loading the slot two cache lines ahead, once per cache line of
+    /// slots, when it is published and in the current segment (as the ring's consumer does;
+    /// `sync::prefetch`). Cost per item: a compare on the position; once per line two more
+    /// and one prefetch instruction. x86_64 only.
+    #[inline(always)]
+    fn prefetch_ahead(&self) {
+        let ahead = crate::sync::prefetch_ahead::<T>();
+        let pos = self.cursor.pos;
+        if crate::sync::PREFETCHES
+            && ahead > 0
+            && pos.is_multiple_of(crate::sync::items_per_line::<T>())
+            && self.cached_tail.wrapping_sub(pos) > ahead
+            && self.cursor.end.wrapping_sub(pos) > ahead
+        {
+            // `pos + ahead` is published and inside the current segment, which is live.
+            // SAFETY: the cursor's segment is live while the consumer uses it (field
+            // invariant); only the slot's address is taken, nothing is read.
+            let slots = unsafe { &self.cursor.segment.as_ref().slots };
+            crate::sync::prefetch(&slots[pos.wrapping_add(ahead) % SEGMENT_LEN]);
+        }
     }
 
     /// A reference to the oldest item, without popping it.
