@@ -732,7 +732,9 @@ impl<F: IterFn> IterCall<F> {
     /// budget; otherwise one waker registration (and a wake-up of this task by the producer's
     /// next push). No spinning.
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
-        if self.poll_start(cx).is_pending() {
+        // A running stream (the per-item case) looks at its state once: `poll_start` only
+        // before the producer started.
+        if !matches!(self.state, State::Running(_)) && self.poll_start(cx).is_pending() {
             return Poll::Pending;
         }
         let State::Running(running) = &mut self.state else {
