@@ -139,13 +139,11 @@ impl<T> Producer<'_, T> {
         // The free region starts at `index(tail)` and wraps at most once.
         let start = self.raw.index(self.tail);
         let first = n.min(self.raw.cap - start);
-        for (i, &item) in items[..first].iter().enumerate() {
-            // SAFETY: `i < n <= free`: a vacant slot of the producer's region.
-            unsafe { self.raw.write_index(start + i, item) };
-        }
-        for (i, &item) in items[first..n].iter().enumerate() {
-            // SAFETY: as above, the wrapped part of the region starts at index 0.
-            unsafe { self.raw.write_index(i, item) };
+        // SAFETY: `n <= free`: `start .. start + first` (up to the buffer's end) and then
+        // `0 .. n - first` are vacant slots of the producer's region.
+        unsafe {
+            self.raw.copy_in(start, &items[..first]);
+            self.raw.copy_in(0, &items[first..n]);
         }
         self.publish(n);
         n
@@ -209,13 +207,11 @@ impl<'a, T> Consumer<'a, T> {
         let start = self.raw.index(self.head);
         let first = n.min(self.raw.cap - start);
         let (out_first, out_rest) = out[..n].split_at_mut(first);
-        for (i, slot) in out_first.iter_mut().enumerate() {
-            // SAFETY: `i < n <= available`: an initialised slot of the consumer's region.
-            *slot = unsafe { self.raw.read_index(start + i) };
-        }
-        for (i, slot) in out_rest.iter_mut().enumerate() {
-            // SAFETY: as above, the wrapped part of the region starts at index 0.
-            *slot = unsafe { self.raw.read_index(i) };
+        // SAFETY: `n <= available`: `start .. start + first` (up to the buffer's end) and then
+        // `0 .. n - first` are initialised slots of the consumer's region, given up below.
+        unsafe {
+            self.raw.copy_out(start, out_first);
+            self.raw.copy_out(0, out_rest);
         }
         self.release(n);
         n

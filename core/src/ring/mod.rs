@@ -419,6 +419,64 @@ impl<T> Raw<T> {
         slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
     }
 
+    /// Copies `items` into the slots `index .. index + items.len()` (one `memcpy`: a slot has
+    /// the layout of `T`).
+    ///
+    /// # Safety
+    /// `index + items.len() <= cap`, and the slots belong to the producer's vacant region (see
+    /// `write`).
+    #[inline(always)]
+    unsafe fn copy_in(&self, index: usize, items: &[T])
+    where
+        T: Copy,
+    {
+        debug_assert!(index + items.len() <= self.cap);
+        #[cfg(not(aiothreads_loom))]
+        // SAFETY: `Slot<T>` is `UnsafeCell<MaybeUninit<T>>`, both `repr(transparent)`, so the
+        // slots are `cap` consecutive `T`s; the range is inside the buffer and vacant, so
+        // nobody reads it meanwhile (caller contract), and `items` is a distinct allocation.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                items.as_ptr(),
+                self.slots.as_ptr().add(index).cast::<T>(),
+                items.len(),
+            )
+        };
+        #[cfg(aiothreads_loom)]
+        for (i, &item) in items.iter().enumerate() {
+            // SAFETY: forwarded caller contract, one slot at a time (loom tracks each cell).
+            unsafe { self.write_index(index + i, item) };
+        }
+    }
+
+    /// Copies the items of slots `index .. index + out.len()` into `out` (one `memcpy`).
+    ///
+    /// # Safety
+    /// `index + out.len() <= cap`, and the slots belong to the consumer's initialised region
+    /// (see `read`); they are then given up.
+    #[inline(always)]
+    unsafe fn copy_out(&self, index: usize, out: &mut [T])
+    where
+        T: Copy,
+    {
+        debug_assert!(index + out.len() <= self.cap);
+        #[cfg(not(aiothreads_loom))]
+        // SAFETY: as in `copy_in`: consecutive initialised `T`s inside the buffer that the
+        // producer does not write meanwhile (caller contract); `out` is a distinct allocation.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.slots.as_ptr().add(index).cast::<T>(),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        #[cfg(aiothreads_loom)]
+        for (i, slot) in out.iter_mut().enumerate() {
+            // SAFETY: forwarded caller contract, one slot at a time (loom tracks each cell).
+            *slot = unsafe { self.read_index(index + i) };
+        }
+    }
+
     /// Moves the item out of the slot of position `pos`.
     ///
     /// # Safety
