@@ -308,6 +308,18 @@ struct Running<F: IterFn> {
 }
 
 impl<F: IterFn> Running<F> {
+    /// The stream's own budget: after [`STREAM_BUDGET`] items in a row, wakes the task and
+    /// returns `true` once (the caller returns `Pending`), and the count starts again.
+    #[inline(always)]
+    fn own_budget_spent(&mut self, cx: &Context<'_>) -> bool {
+        if self.streak < STREAM_BUDGET {
+            return false;
+        }
+        self.streak = 0;
+        cx.waker().wake_by_ref();
+        true
+    }
+
     fn new(rx: Rx<F::Item>, job: Arc<dyn StreamEnd>) -> Self {
         Self {
             rx,
@@ -745,48 +757,85 @@ impl<F: IterFn> IterCall<F> {
         // `Pending` once, on every executor (the stream's own counter: no thread-local per
         // item).
         //
-        // Inside a tokio runtime (a task or `block_on`), tokio's budget as well: a thread-local
-        // access per item, as for tokio's own channels, and tokio's yield comes first (128
-        // units per task poll). Whether we run inside a runtime is looked up once per run of
-        // items; the stream's own budget stays as the backstop where tokio sets no budget.
+        // Inside a tokio runtime (a task or `block_on`), tokio's budget as well (the path of
+        // `poll_item_in_tokio`). Whether we run inside a runtime is looked up once per run of
+        // items; outside one, the per-item path is the same as without the feature (no
+        // budget unit to carry and drop: with it, a stream outside tokio ran a quarter
+        // slower in the harness of PERFORMANCE.md's ninth pass).
         #[cfg(feature = "tokio")]
-        if running.streak == 0 {
-            running.in_tokio = tokio::runtime::Handle::try_current().is_ok();
-        }
-        #[cfg(feature = "tokio")]
-        let unit = if running.in_tokio {
-            match tokio::task::coop::poll_proceed(cx) {
-                Poll::Ready(unit) => Some(unit),
-                Poll::Pending => {
-                    // tokio woke the task: it yields once, like a tokio resource.
-                    running.streak = 0;
-                    return Poll::Pending;
-                }
+        {
+            if running.streak == 0 {
+                running.in_tokio = tokio::runtime::Handle::try_current().is_ok();
             }
-        } else {
-            None
-        };
-        if running.streak >= STREAM_BUDGET {
-            running.streak = 0;
-            cx.waker().wake_by_ref();
+            if running.in_tokio {
+                return self.poll_item_in_tokio(cx);
+            }
+        }
+        if running.own_budget_spent(cx) {
             return Poll::Pending;
         }
         match running.rx.poll_recv(cx) {
             Poll::Ready(Some(item)) => {
-                #[cfg(feature = "tokio")]
-                if let Some(unit) = unit {
-                    unit.made_progress();
-                }
                 running.streak += 1;
-                return Poll::Ready(Some(Ok(item)));
+                Poll::Ready(Some(Ok(item)))
             }
             Poll::Pending => {
                 running.streak = 0;
+                Poll::Pending
+            }
+            Poll::Ready(None) => self.poll_outcome(cx),
+        }
+    }
+
+    /// [`poll_item`](Self::poll_item) of a running stream polled inside a tokio runtime: each
+    /// item also spends a unit of tokio's task budget, as tokio's own channels do (a
+    /// thread-local access per item), and tokio's yield comes first (128 units per task
+    /// poll); the stream's own budget stays as the backstop where tokio sets no budget.
+    #[cfg(feature = "tokio")]
+    #[inline(never)]
+    fn poll_item_in_tokio(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<F::Item, JoinError>>> {
+        let State::Running(running) = &mut self.state else {
+            unreachable!("poll_item_in_tokio is called for a running stream");
+        };
+        let unit = match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(unit) => unit,
+            Poll::Pending => {
+                // tokio woke the task: it yields once, like a tokio resource.
+                running.streak = 0;
                 return Poll::Pending;
             }
-            Poll::Ready(None) => {}
+        };
+        if running.own_budget_spent(cx) {
+            return Poll::Pending;
         }
-        // The ring is closed and drained: the outcome was written before it closed.
+        match running.rx.poll_recv(cx) {
+            Poll::Ready(Some(item)) => {
+                unit.made_progress();
+                running.streak += 1;
+                Poll::Ready(Some(Ok(item)))
+            }
+            Poll::Pending => {
+                running.streak = 0;
+                Poll::Pending
+            }
+            Poll::Ready(None) => {
+                drop(unit);
+                self.poll_outcome(cx)
+            }
+        }
+    }
+
+    /// The ring is closed and drained: the producer's outcome, written before it closed. Once
+    /// per stream: out of line, so that the per-item loop stays small.
+    #[cold]
+    #[inline(never)]
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
+        let State::Running(running) = &mut self.state else {
+            return Poll::Ready(None);
+        };
         let outcome = match running.job.outcome().poll_recv(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(outcome)) => outcome,
