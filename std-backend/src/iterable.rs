@@ -877,7 +877,9 @@ fn produce<F: IterFn>(f: F, tx: &mut Tx<F::Item>) {
         match tx.send_iter(&mut iter, usize::MAX).1 {
             // The iterator ended, or the consumer left (an item refused by a close that raced
             // with it was dropped here, on this thread).
-            SendIterEnd::Exhausted | SendIterEnd::Closed | SendIterEnd::Limit => break,
+            SendIterEnd::Exhausted | SendIterEnd::Closed => break,
+            // `usize::MAX` items sent: a new run (the count is per run).
+            SendIterEnd::Limit => continue,
             SendIterEnd::Full => {}
         }
         let room = match tx.poll_ready(&mut cx) {
