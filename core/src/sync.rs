@@ -211,6 +211,19 @@ pub(crate) const fn prefetch_ahead<T>() -> usize {
     }
 }
 
+/// Slots, counted from one slot on, that can share its cache line of 64 bytes: `ceil(64 /
+/// size)` (1 for items of 64 bytes or more). A consumer prefetches the line of the slot
+/// [`prefetch_ahead`] positions on only when this many slots after that one are published too,
+/// so that it never pulls a line its producer is still writing, whatever the buffer's
+/// alignment (see `Raw::prefetch_ahead`).
+pub(crate) const fn line_span<T>() -> usize {
+    match core::mem::size_of::<T>() {
+        0 => 1,
+        size if size >= 64 => 1,
+        size => 64usize.div_ceil(size),
+    }
+}
+
 /// Asks the CPU to start loading the cache line at `ptr`, and returns at once. A hint: it
 /// reads nothing the program observes and never faults, whatever `ptr` is. Nothing where
 /// [`PREFETCHES`] is false.

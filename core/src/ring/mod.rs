@@ -368,11 +368,14 @@ impl<T> Raw<T> {
 
     /// A consumer that just read slot `index` (position `head`) and knows the items up to
     /// `tail` are published asks the CPU to start loading the slot two cache lines ahead
-    /// (`sync::prefetch`), once per line of slots and only when that slot is published:
-    /// reading right behind its producer, it otherwise waits for each line of slots in turn
-    /// (on the AMD EPYC VM of PERFORMANCE.md a 1 024-slot stream of `u64` went from about
-    /// 175 to 220 M items/s). Unpublished slots are never prefetched: that would pull a line
-    /// the producer is still writing.
+    /// (`sync::prefetch`), once per line of slots and only when that slot's whole line is
+    /// published: reading right behind its producer, it otherwise waits for each line of
+    /// slots in turn (on the AMD EPYC VM of PERFORMANCE.md a 1 024-slot stream of `u64` went
+    /// from about 175 to 220 M items/s). A line with a slot not yet published is never
+    /// prefetched: that would pull the line from the producer while it is still writing it,
+    /// and it would have to take it back (two transfers of the line instead of one). The
+    /// buffer starts where the allocator put it, so "once per line" counts slot indexes and
+    /// the target may sit anywhere in its line: `line_span` covers that.
     ///
     /// Cost per item: a compare on the slot index (no memory access); once per cache line of
     /// slots, the distance to `tail` and one prefetch instruction. x86_64 only; nothing
@@ -383,10 +386,11 @@ impl<T> Raw<T> {
         if crate::sync::PREFETCHES
             && ahead > 0
             && index.is_multiple_of(crate::sync::items_per_line::<T>())
-            && self.distance(head, tail) > ahead
+            && self.distance(head, tail) > ahead + crate::sync::line_span::<T>()
         {
-            // `ahead < distance <= cap`: the slot `ahead` positions on is published, and its
-            // index, wrapped once, is below `cap` (a prefetch never faults anyway).
+            // `ahead + line_span < distance <= cap`: the slot `ahead` positions on and every
+            // slot that can share its line after it are published (those before it are too),
+            // and its index, wrapped once, is below `cap` (a prefetch never faults anyway).
             let mut next = index + ahead;
             if next >= self.cap {
                 next -= self.cap;

@@ -882,10 +882,11 @@ impl<T> UnboundedConsumer<T> {
         if crate::sync::PREFETCHES
             && ahead > 0
             && pos.is_multiple_of(crate::sync::items_per_line::<T>())
-            && self.cached_tail.wrapping_sub(pos) > ahead
+            && self.cached_tail.wrapping_sub(pos) > ahead + crate::sync::line_span::<T>()
             && self.cursor.end.wrapping_sub(pos) > ahead
         {
-            // `pos + ahead` is published and inside the current segment, which is live.
+            // `pos + ahead` is inside the current segment, which is live, and its whole line
+            // is published (as in the ring: never pull a line the producer is still writing).
             // SAFETY: the cursor's segment is live while the consumer uses it (field
             // invariant); only the slot's address is taken, nothing is read.
             let slots = unsafe { &self.cursor.segment.as_ref().slots };
