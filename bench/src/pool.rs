@@ -370,7 +370,9 @@ fn alloc(report: &mut Report, rt: &Runtime) {
 /// channel, awaited under the same executor — and against spawn + `join`.
 fn separate(report: &mut Report) {
     let case = "separate thread: one new named thread per call, sequential";
-    let n = size(300, 100);
+    // 1 500 calls (~50 ms) per sample: at 300 the host's scheduling noise moved the ratio
+    // by ±20 % between runs of the same binary.
+    let n = size(1500, 100);
     let mut ours = || {
         time(|| {
             aiothreads::block_on(async {
