@@ -77,21 +77,44 @@ fn heapless_single(n: u64) -> f64 {
     two_threads(n, |v| tx.enqueue(v).is_ok(), move || rx.dequeue())
 }
 
+/// A slice of `CHUNK` items in `store` that starts at byte `offset` modulo 4096.
+fn placed(store: &mut [u64], offset: usize) -> &mut [u64] {
+    let base = store.as_ptr() as usize;
+    let skip = (offset + 4096 - base % 4096) % 4096 / std::mem::size_of::<u64>();
+    &mut store[skip..skip + CHUNK]
+}
+
+/// Where sample `p` puts the producer's source and the consumer's destination buffer:
+/// byte offsets modulo 4096 (one page), multiples of 64, spread over the page. How these
+/// addresses fall against the ring's slots (4K aliasing between a copy's loads and stores,
+/// cache-set conflicts) moved either contender by ±10 % in the tenth and eleventh passes;
+/// stack buffers fixed it per binary, per monomorphisation. Every contender's `p`-th sample
+/// uses the same placement.
+fn placement(p: usize) -> (usize, usize) {
+    ((p * 1344) % 4096, (p * 2496 + 2048) % 4096)
+}
+
 /// Moves `0..n` to a consumer thread in chunks of up to `CHUNK` items, both sides copying
-/// from / into a local buffer and spinning while full/empty. `push(items)` and
-/// `pop(buffer)` return how many items they moved.
+/// from / into a buffer placed by `placement(p)` and spinning while full/empty. `push(items)`
+/// and `pop(buffer)` return how many items they moved.
 fn two_threads_batched(
     n: u64,
+    p: usize,
     mut push: impl FnMut(&[u64]) -> usize,
     mut pop: impl FnMut(&mut [u64]) -> usize + Send,
 ) -> f64 {
+    let (src_offset, dst_offset) = placement(p);
+    let page_items = 4096 / std::mem::size_of::<u64>();
+    let mut src_store = vec![0u64; CHUNK + page_items];
+    let mut dst_store = vec![0u64; CHUNK + page_items];
+    let chunk = placed(&mut src_store, src_offset);
+    let buf = placed(&mut dst_store, dst_offset);
     time(|| {
         thread::scope(|s| {
             let consumer = s.spawn(move || {
                 let (mut sum, mut received) = (0, 0);
-                let mut buf = [0u64; CHUNK];
                 while received < n {
-                    let k = pop(&mut buf);
+                    let k = pop(buf);
                     if k == 0 {
                         spin_loop();
                         continue;
@@ -101,7 +124,6 @@ fn two_threads_batched(
                 }
                 sum
             });
-            let mut chunk = [0u64; CHUNK];
             let mut next = 0;
             while next < n {
                 let len = (n - next).min(CHUNK as u64) as usize;
@@ -125,10 +147,11 @@ fn two_threads_batched(
 }
 
 /// `push_slice_no_notify`: like rtrb's chunks, no wake-up check (the consumer spins).
-fn ours_batched(n: u64) -> f64 {
+fn ours_batched(n: u64, p: usize) -> f64 {
     let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
     two_threads_batched(
         n,
+        p,
         |items| tx.push_slice_no_notify(items),
         move |buf| rx.pop_slice(buf),
     )
@@ -136,19 +159,21 @@ fn ours_batched(n: u64) -> f64 {
 
 /// `push_slice`, which also checks for a sleeping consumer (a `SeqCst` fence per batch):
 /// what an async consumer needs, and rtrb does not offer.
-fn ours_batched_notify(n: u64) -> f64 {
+fn ours_batched_notify(n: u64, p: usize) -> f64 {
     let (mut tx, mut rx) = ring::with_capacity::<u64>(CAPACITY);
     two_threads_batched(
         n,
+        p,
         |items| tx.push_slice(items),
         move |buf| rx.pop_slice(buf),
     )
 }
 
-fn rtrb_batched(n: u64) -> f64 {
+fn rtrb_batched(n: u64, p: usize) -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(CAPACITY);
     two_threads_batched(
         n,
+        p,
         |items| {
             let k = tx.slots().min(items.len());
             match tx.write_chunk_uninit(k) {
@@ -228,13 +253,24 @@ pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
 fn two_thread_cases(report: &mut Report) {
     let n: u64 = size(5_000_000, 2_000_000);
     let case = "ring: u64 between two threads, capacity 1024, both sides spinning";
+    // Each batched contender counts its own samples: its `p`-th uses placement `p`.
+    let (mut pd, mut pe, mut pf) = (0, 0, 0);
     let (mut a, mut b, mut c, mut d, mut e, mut f) = (
         || ours_single(n),
         || rtrb_single(n),
         || heapless_single(n),
-        || ours_batched(n),
-        || rtrb_batched(n),
-        || ours_batched_notify(n),
+        || {
+            pd += 1;
+            ours_batched(n, pd)
+        },
+        || {
+            pe += 1;
+            rtrb_batched(n, pe)
+        },
+        || {
+            pf += 1;
+            ours_batched_notify(n, pf)
+        },
     );
     let s = interleave(
         reps(11, 5),

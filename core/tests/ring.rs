@@ -314,6 +314,32 @@ fn reuse_after_split() {
     assert_eq!(rx.pop(), Err(PopError::Empty));
 }
 
+/// `push_slice` and `pop_slice` use their cached copy of the other side's index only when it
+/// already shows enough room or items; a stale copy must never cost an item that fits.
+#[test]
+fn slice_operations_see_room_and_items_made_since_their_last_load() {
+    let mut ring = Ring::<u32, 8>::new();
+    let (mut tx, mut rx) = ring.split();
+    assert_eq!(tx.push_slice(&[0, 1, 2, 3, 4, 5]), 6);
+    let mut out = [0; 2];
+    assert_eq!(rx.pop_slice(&mut out), 2, "cached tail 6 shows enough");
+    assert_eq!(out, [0, 1]);
+    // The producer last loaded `head` when it was 0: its cache shows 2 free slots, the
+    // ring has 4.
+    assert_eq!(
+        tx.push_slice(&[6, 7, 8, 9, 10]),
+        4,
+        "stale head is reloaded"
+    );
+    assert_eq!(tx.push_slice(&[11]), 0, "full");
+    // The consumer's cached tail is 6 (4 items past head 2); 8 are there now.
+    let mut out = [0; 8];
+    assert_eq!(rx.pop_slice(&mut out), 8, "stale tail is reloaded");
+    assert_eq!(out, [2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(rx.pop_slice(&mut out), 0, "empty");
+    assert_eq!(tx.push_slice(&[1; 8]), 8, "all free again");
+}
+
 #[test]
 fn batch_operations_wrap_around() {
     let mut ring = Ring::<u32, 5>::new();

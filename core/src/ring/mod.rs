@@ -1124,6 +1124,19 @@ impl<T> Consumer<'_, T> {
         self.raw.distance(self.head, self.cached_tail)
     }
 
+    /// Number of items available, at least `want` if the cached `tail` already shows that
+    /// many (no load of `tail`, whose line the producer writes on every push), else
+    /// reloaded.
+    #[inline]
+    fn available_for(&mut self, want: usize) -> usize {
+        let cached = self.raw.distance(self.head, self.cached_tail);
+        if cached >= want {
+            cached
+        } else {
+            self.available()
+        }
+    }
+
     /// Accounts for `n` items popped from position `old_head` on (head is now past them),
     /// notifying the producer if that reached the checkpoint.
     #[inline]
