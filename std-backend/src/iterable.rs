@@ -400,7 +400,7 @@ impl<F: IterFn> Cancel for StreamJob<F> {
 }
 
 impl<F: IterFn> Runnable for StreamJob<F> {
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>, _delivering: &dyn Fn(bool)) {
         let Some((f, mut tx, captured)) = self.job.take() else {
             // Withdrawn by the consumer, which wrote the outcome.
             return;

@@ -222,7 +222,7 @@ where
     F: IterFn,
     F::IntoIter: Send,
 {
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>, _delivering: &dyn Fn(bool)) {
         let mut work = {
             let mut stage = self.lock();
             match std::mem::replace(&mut *stage, Stage::Running { notified: false }) {

@@ -53,7 +53,7 @@ pub(crate) fn run_on_new_thread(spec: ThreadSpec, job: Arc<dyn Runnable>) {
     // The thread owns one reference to the job. `run` catches the job's panic and runs it
     // under the captured context, exactly as a pool worker does.
     let runner = job.clone();
-    if let Err(e) = builder.spawn(move || runner.run()) {
+    if let Err(e) = builder.spawn(move || runner.run(&|_| {})) {
         // The closure (and its reference) was dropped by `spawn`; the awaiter learns why.
         job.fail(JoinError::SpawnFailed(e));
     }

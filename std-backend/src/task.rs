@@ -125,7 +125,12 @@ pub(crate) type Outcome<R> = Result<R, JoinError>;
 pub(crate) trait Runnable: Send + Sync {
     /// Runs the job (or skips it when cancelled) and delivers its outcome. Never unwinds from
     /// the job itself.
-    fn run(self: Arc<Self>);
+    /// `delivering(true)` is called once the job's outcome is ready, just before it is
+    /// delivered and its awaiter woken (a pool worker announces itself there as the taker of
+    /// the call that awaiter may submit next); `delivering(false)` if the outcome then turns
+    /// out to have nobody to wake (the awaiter is gone), before the outcome is dropped. Jobs
+    /// that deliver continuously (streams) do not call it.
+    fn run(self: Arc<Self>, delivering: &dyn Fn(bool));
     /// Delivers `err` without running the job, and drops the closure here.
     fn fail(&self, err: JoinError);
 }
@@ -222,7 +227,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>, delivering: &dyn Fn(bool)) {
         let Some((f, captured)) = self.job.take() else {
             // Withdrawn by its handle, which dropped the closure.
             return;
@@ -236,8 +241,11 @@ where
             let _current = cancel::enter(self.clone());
             panic::catch_unwind(AssertUnwindSafe(|| captured.scope(f)))
         };
-        // A closed slot hands the value back: it is dropped here, on the worker.
+        delivering(true);
+        // A closed slot hands the value back: it is dropped here, on the worker, by a worker
+        // that no longer claims to be free (the value's `Drop` may wait for another call).
         if let Err(value) = self.slot.send(outcome.map_err(JoinError::Panicked)) {
+            delivering(false);
             drop_quietly(value);
         }
     }

@@ -628,3 +628,45 @@ fn shutdown_while_streams_are_mid_flight() {
         );
     });
 }
+
+/// A waker that, woken on a pool worker, blocks in `aiothreads::block_on` for another call on
+/// the same pool: a waker that runs its task in place, and the task blocks.
+struct BlockingWaker {
+    pool: Pool,
+    got: AtomicUsize,
+}
+impl Wake for BlockingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let value = aiothreads::block_on(self.pool.spawn(|| 7));
+        self.got.store(value, SeqCst);
+    }
+}
+
+#[test]
+fn a_waker_that_blocks_on_the_same_pool_during_delivery_does_not_hang() {
+    bounded("a blocking waker", || {
+        // One worker, which spins after its jobs. Delivering the outcome, it counts itself as
+        // the taker of the next call (so that the awaiter's next call wakes nobody); its
+        // waker then blocks for a call on the same pool. Its blocking wait must take that
+        // claim back, or nobody would be started to run the call.
+        let pool = Pool::builder()
+            .max_threads(1)
+            .spin(Duration::from_millis(200))
+            .build();
+        // The first job of a new pool finds no spinning worker: its handle registers the
+        // waker at the first poll instead of yielding.
+        let (gate, mut h) = gated_42(&pool);
+        let state = Arc::new(BlockingWaker {
+            pool: pool.clone(),
+            got: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(state.clone());
+        assert!(poll_with(&mut h, &waker).is_pending(), "the job waits");
+        gate.open();
+        wait_for("the waker's call", || state.got.load(SeqCst) == 7);
+        assert_eq!(poll_until_ready(&mut h).unwrap(), 42);
+    });
+}

@@ -463,6 +463,37 @@ fn idle_threads_exit_after_keep_alive() {
     });
 }
 
+/// Calls awaited one after another are served by the worker that finished the previous one:
+/// delivering an outcome, it counts itself as the taker of the next call, so the awaiter's
+/// next call (which may come before the worker is back from the wake-up) neither wakes
+/// another worker nor starts one.
+#[test]
+fn a_loop_of_awaited_calls_keeps_one_worker() {
+    on_all_executors(|_| async {
+        // A spin far longer than one turn of the loop: the worker never parks meanwhile.
+        let pool = Pool::builder()
+            .max_threads(4)
+            .spin(Duration::from_secs(2))
+            .build();
+        let mut workers = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let id = pool
+                .spawn(|| {
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_micros(20) {
+                        std::hint::spin_loop();
+                    }
+                    thread::current().id()
+                })
+                .await;
+            workers.insert(id);
+        }
+        assert_eq!(workers.len(), 1, "every call ran on the same worker");
+        assert_eq!(pool.thread_count(), 1, "no other worker was started");
+        pool.shutdown(LIMIT);
+    });
+}
+
 /// A `Call` is a `Future` whatever its function captures (a `!Unpin` value included), and
 /// works with the combinators that take futures.
 #[test]
