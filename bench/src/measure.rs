@@ -52,13 +52,15 @@ pub fn cpu_seconds() -> f64 {
 }
 
 /// Runs every contender (one timed run each, returning a sample) once as a warm-up when
-/// `warm_up`, then `reps` times, interleaved and rotated (A B C, B C A, C A B, …: each
-/// contender follows each other one equally often); returns each contender's samples in the
-/// order given.
+/// `warm_up`, then `reps` times, interleaved in the orders of a balanced Latin square
+/// ([`order`]): within a repetition, each contender comes right after each other one equally
+/// often (over `k` repetitions for an even number `k` of contenders, `2 × k` for an odd one);
+/// returns each contender's samples in the order given.
 ///
-/// The rotation matters: what one contender leaves behind can slow the next one. A run of
+/// The order matters: what one contender leaves behind can slow the next one. A run of
 /// `spawn` + `join` threads made the next 1 500 detached threads 10–25 % slower, whichever
-/// library spawned them, and in a fixed order that was always the same contender.
+/// library spawned them. A rotation alone does not spread that: in A B C, B C A, C A B, A
+/// always follows C (the eleventh pass found the separate-thread case paying for it).
 pub fn interleave<S>(
     reps: usize,
     warm_up: bool,
@@ -72,12 +74,31 @@ pub fn interleave<S>(
     let k = contenders.len();
     let mut samples: Vec<Vec<S>> = contenders.iter().map(|_| Vec::new()).collect();
     for rep in 0..reps {
-        for j in 0..k {
-            let i = (rep + j) % k;
+        for pos in 0..k {
+            let i = order(k, rep, pos);
             samples[i].push(contenders[i]());
         }
     }
     samples
+}
+
+/// The contender at position `pos` of repetition `rep` among `k`: row `rep` of a Williams
+/// design (a balanced Latin square). Its first row is 0, 1, k−1, 2, k−2, …; row `r` adds
+/// `r` to each entry (mod `k`); for odd `k`, rows `k .. 2k` are the first `k` reversed.
+pub fn order(k: usize, rep: usize, pos: usize) -> usize {
+    let rows = if k % 2 == 0 { k } else { 2 * k };
+    let row = rep % rows;
+    let (shift, pos) = if row < k {
+        (row, pos)
+    } else {
+        (row - k, k - 1 - pos)
+    };
+    let base = match pos {
+        0 => 0,
+        p if p % 2 == 1 => p.div_ceil(2),
+        p => k - p / 2,
+    };
+    (base + shift) % k
 }
 
 /// Repetitions per case: `full` for `make bench`, `quick` for `make bench-quick`.
@@ -104,4 +125,39 @@ pub fn tokio_current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order;
+
+    /// Every repetition runs each contender once, and over a full period each ordered pair of
+    /// contenders is adjacent equally often.
+    #[test]
+    fn the_orders_are_balanced() {
+        for k in 1..=7 {
+            let rows = if k % 2 == 0 { k } else { 2 * k };
+            let mut pairs = vec![vec![0; k]; k];
+            for rep in 0..rows {
+                let row: Vec<usize> = (0..k).map(|pos| order(k, rep, pos)).collect();
+                let mut sorted = row.clone();
+                sorted.sort_unstable();
+                assert_eq!(
+                    sorted,
+                    (0..k).collect::<Vec<_>>(),
+                    "k = {k}, row {rep}: {row:?}"
+                );
+                for w in row.windows(2) {
+                    pairs[w[0]][w[1]] += 1;
+                }
+            }
+            for (a, line) in pairs.iter().enumerate() {
+                for (b, &n) in line.iter().enumerate() {
+                    if a != b {
+                        assert_eq!(n, rows / k, "k = {k}: {a} right before {b}");
+                    }
+                }
+            }
+        }
+    }
 }
