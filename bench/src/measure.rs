@@ -86,7 +86,7 @@ pub fn interleave<S>(
 /// design (a balanced Latin square). Its first row is 0, 1, k−1, 2, k−2, …; row `r` adds
 /// `r` to each entry (mod `k`); for odd `k`, rows `k .. 2k` are the first `k` reversed.
 pub fn order(k: usize, rep: usize, pos: usize) -> usize {
-    let rows = if k % 2 == 0 { k } else { 2 * k };
+    let rows = if k.is_multiple_of(2) { k } else { 2 * k };
     let row = rep % rows;
     let (shift, pos) = if row < k {
         (row, pos)
@@ -135,8 +135,8 @@ mod tests {
     /// contenders is adjacent equally often.
     #[test]
     fn the_orders_are_balanced() {
-        for k in 1..=7 {
-            let rows = if k % 2 == 0 { k } else { 2 * k };
+        for k in 1..=7_usize {
+            let rows = if k.is_multiple_of(2) { k } else { 2 * k };
             let mut pairs = vec![vec![0; k]; k];
             for rep in 0..rows {
                 let row: Vec<usize> = (0..k).map(|pos| order(k, rep, pos)).collect();
