@@ -373,44 +373,56 @@ fn separate(report: &mut Report) {
     // 1 500 calls (~50 ms) per sample: at 300 the host's scheduling noise moved the ratio
     // by ±20 % between runs of the same binary.
     let n = size(1500, 100);
-    let mut ours = || {
-        time(|| {
-            aiothreads::block_on(async {
-                for i in 0..n {
-                    black_box(aiothreads::spawn_separate(move || i).await);
-                }
-            })
-        })
-    };
-    let mut detached = || {
-        time(|| {
-            aiothreads::block_on(async {
-                for i in 0..n {
-                    let (tx, rx) = futures::channel::oneshot::channel();
-                    std::thread::Builder::new()
-                        .name("std-separate".into())
-                        .spawn(move || {
-                            let _ = tx.send(black_box(i));
-                        })
-                        .expect("thread");
-                    black_box(rx.await.expect("result"));
-                }
-            })
-        })
-    };
-    let mut joined = || {
-        time(|| {
-            for i in 0..n {
-                let t = std::thread::Builder::new()
-                    .name("std-separate".into())
-                    .spawn(move || black_box(i))
-                    .expect("thread");
-                black_box(t.join().expect("thread"));
+    // Each sample first runs `settle` calls of its own, untimed: a run of spawn + join threads
+    // slows the next detached threads by 10–25 % (what the previous contender leaves behind:
+    // exiting threads, the stack cache), and even a balanced order leaves one contender
+    // after it more often than another at the repetitions' boundaries.
+    let settle = n / 5;
+    let ours_calls = |count: usize| {
+        aiothreads::block_on(async {
+            for i in 0..count {
+                black_box(aiothreads::spawn_separate(move || i).await);
             }
         })
     };
+    let detached_calls = |count: usize| {
+        aiothreads::block_on(async {
+            for i in 0..count {
+                let (tx, rx) = futures::channel::oneshot::channel();
+                std::thread::Builder::new()
+                    .name("std-separate".into())
+                    .spawn(move || {
+                        let _ = tx.send(black_box(i));
+                    })
+                    .expect("thread");
+                black_box(rx.await.expect("result"));
+            }
+        })
+    };
+    let joined_calls = |count: usize| {
+        for i in 0..count {
+            let t = std::thread::Builder::new()
+                .name("std-separate".into())
+                .spawn(move || black_box(i))
+                .expect("thread");
+            black_box(t.join().expect("thread"));
+        }
+    };
+    let mut ours = || {
+        ours_calls(settle);
+        time(|| ours_calls(n))
+    };
+    let mut detached = || {
+        detached_calls(settle);
+        time(|| detached_calls(n))
+    };
+    let mut joined = || {
+        joined_calls(settle);
+        time(|| joined_calls(n))
+    };
+    // 12 repetitions: two periods of the balanced order for three contenders.
     let samples = interleave(
-        reps(9, 3),
+        reps(12, 3),
         true,
         &mut [&mut ours, &mut detached, &mut joined],
     );
