@@ -334,11 +334,17 @@ impl Shared {
         }
         st.queue.push_back(Queued { job, place });
         let len = st.queue.len();
+        // The spinners are counted *before* the job is published to them: a spinner that sees
+        // `queued` rise stops counting itself at once, and counted after the store it would
+        // look absent, so that the submission woke or started a worker for a job the spinner
+        // then takes (a needless thread, seen in debug builds). Counted before, it is still
+        // spinning or about to take the lock we hold; either way it takes the queue's jobs
+        // after us (see `untaken`). Relaxed: a hint; a wrong guess costs one window of yields.
+        let spinning = self.spinning.load(Ordering::Relaxed);
         // Relaxed: read by spinners as a hint; they take the lock before acting on it.
         self.queued.store(len, Ordering::Relaxed);
-        // Relaxed: a hint (see `untaken`); a wrong guess costs one window of yields.
-        let spinner_takes_it = len <= self.spinning.load(Ordering::Relaxed);
-        if self.untaken(&st) {
+        let spinner_takes_it = len <= spinning;
+        if self.untaken_with(&st, spinning) {
             self.wake_or_spawn(&mut st, &mut deferred);
         }
         drop(st);
@@ -351,7 +357,12 @@ impl Shared {
     fn untaken(&self, st: &State) -> bool {
         // Relaxed: a spinner decrements `spinning` before it takes the lock we hold, so we
         // either see its decrement or it will see the queued jobs.
-        st.queue.len() > self.spinning.load(Ordering::Relaxed) + st.notified + st.starting
+        self.untaken_with(st, self.spinning.load(Ordering::Relaxed))
+    }
+
+    /// [`untaken`](Self::untaken) with `spinning` read by the caller (under the lock).
+    fn untaken_with(&self, st: &State, spinning: usize) -> bool {
+        st.queue.len() > spinning + st.notified + st.starting
     }
 
     /// Wakes a parked worker, or starts a new one if none is parked and the pool may grow.
