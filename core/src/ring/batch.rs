@@ -153,8 +153,10 @@ impl<T> Producer<'_, T> {
         // The free region starts at `index(tail)` and wraps at most once.
         let start = self.raw.index(self.tail);
         let first = n.min(self.raw.cap - start);
-        // SAFETY: `n <= free`: `start .. start + first` (up to the buffer's end) and then
-        // `0 .. n - first` are vacant slots of the producer's region.
+        // SAFETY: `n` is at most the free slots that `limit` shows, and `limit` (the consumer's
+        // `head` as last loaded, plus `cap`) never runs ahead of the real one: `start .. start
+        // + first` (up to the buffer's end) and then `0 .. n - first` are vacant slots of the
+        // producer's region.
         unsafe { self.raw.copy_in(start, &items[..first]) };
         if first < n {
             // The wrapped part: only when there is one (a `memcpy` call of nothing still costs
@@ -227,8 +229,10 @@ impl<'a, T> Consumer<'a, T> {
         let start = self.raw.index(self.head);
         let first = n.min(self.raw.cap - start);
         let (out_first, out_rest) = out[..n].split_at_mut(first);
-        // SAFETY: `n <= available`: `start .. start + first` (up to the buffer's end) and then
-        // `0 .. n - first` are initialised slots of the consumer's region, given up below.
+        // SAFETY: `n` is at most the items that `cached_tail` (the producer's `tail` as last
+        // loaded, never ahead of the real one) shows: `start .. start + first` (up to the
+        // buffer's end) and then `0 .. n - first` are initialised slots of the consumer's
+        // region, given up below.
         unsafe { self.raw.copy_out(start, out_first) };
         if !out_rest.is_empty() {
             // SAFETY: as above (the wrapped part, only when there is one).
