@@ -60,7 +60,9 @@ pub fn cpu_seconds() -> f64 {
 /// The order matters: what one contender leaves behind can slow the next one. A run of
 /// `spawn` + `join` threads made the next 1 500 detached threads 10–25 % slower, whichever
 /// library spawned them. A rotation alone does not spread that: in A B C, B C A, C A B, A
-/// always follows C (the eleventh pass found the separate-thread case paying for it).
+/// never comes right after B within a repetition (in the separate-thread case, with nine
+/// repetitions, ours ran right after spawn + join in seven; the eleventh pass found it
+/// paying for that).
 pub fn interleave<S>(
     reps: usize,
     warm_up: bool,

@@ -86,8 +86,8 @@ fn placed(store: &mut [u64], offset: usize) -> &mut [u64] {
 
 /// Where sample `p` puts the producer's source and the consumer's destination buffer:
 /// byte offsets modulo 4096 (one page), multiples of 64, spread over the page. How these
-/// addresses fall against the ring's slots (4K aliasing between a copy's loads and stores,
-/// cache-set conflicts) moved either contender by ±10 % in the tenth and eleventh passes;
+/// addresses fall against the ring's slots moved either contender by ±10 % in the eleventh
+/// pass (4K aliasing between a copy's loads and stores is the likely cause, not confirmed);
 /// stack buffers fixed it per binary, per monomorphisation. Every contender's `p`-th sample
 /// uses the same placement.
 fn placement(p: usize) -> (usize, usize) {

@@ -541,11 +541,12 @@ impl Shared {
     /// shutdown. The first idle worker of the process measures the machine's wake-up cost
     /// (`backoff::calibrate`, once) — it has nothing else to do.
     fn spin_for_work(&self) {
-        if self.spin_budget().is_zero() {
+        let budget = self.spin_budget();
+        if budget.is_zero() {
             return;
         }
         if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
-            self.spin_counted();
+            self.spin_counted(budget);
         }
         // Before the lock is taken again: pairs with the load in `submit`.
         self.spinning.fetch_sub(1, Ordering::Relaxed);
@@ -557,13 +558,9 @@ impl Shared {
         self.full_spin() * self.spin_score.load(Ordering::Relaxed) / SCORE_MAX
     }
 
-    /// Spins (already counted in `spinning`) until work comes, shutdown, or the budget runs
-    /// out; scores the outcome.
-    fn spin_counted(&self) {
-        let budget = self.spin_budget();
-        if budget.is_zero() {
-            return;
-        }
+    /// Spins (already counted in `spinning`) for up to `budget` (not zero) until work comes
+    /// or shutdown; scores the outcome.
+    fn spin_counted(&self, budget: Duration) {
         let won = backoff::spin_until(budget, || {
             self.queued.load(Ordering::Relaxed) > 0 || self.shutdown.load(Ordering::Relaxed)
         });
@@ -606,7 +603,11 @@ impl Shared {
     ///
     /// [`spin_for_work`]: Self::spin_for_work
     fn spin_announced(&self) {
-        self.spin_counted();
+        // The budget again: the score may have moved while the job's outcome was delivered.
+        let budget = self.spin_budget();
+        if !budget.is_zero() {
+            self.spin_counted(budget);
+        }
         // Before the lock is taken again: pairs with the load in `submit`.
         self.spinning.fetch_sub(1, Ordering::Relaxed);
     }
