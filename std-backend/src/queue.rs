@@ -232,6 +232,22 @@ impl<T> Rx<T> {
         }
     }
 
+    /// The next item if there is one now, for a stream's per-item fast path: the ring's pop
+    /// inline, the unbounded queue's out of line (the ring's is the hot path the consumer's
+    /// loop inlines; see `iterable.rs`, `Running::fast_item`).
+    #[inline(always)]
+    pub(crate) fn pop_fast(&mut self) -> Option<T> {
+        match self {
+            Rx::Bounded(rx) => rx.pop().ok(),
+            Rx::Unbounded(rx) => Self::pop_unbounded(rx),
+        }
+    }
+
+    #[inline(never)]
+    fn pop_unbounded(rx: &mut UnboundedConsumer<T>) -> Option<T> {
+        rx.pop().ok()
+    }
+
     /// Closes the queue: later pushes fail; a producer waiting for room is woken.
     pub(crate) fn close(&mut self) {
         match self {

@@ -162,3 +162,56 @@ fn block_on_of_a_stream_on_a_block_on_thread_after_the_budget_is_spent() {
         },
     );
 }
+
+/// A waker that counts its wake-ups.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// Outside tokio a stream whose items are all there still yields: after at most 2 048 items
+/// in a row it wakes its own task and returns `Pending` once, then goes on — on its per-item
+/// fast path as on the slow one, and again in every later run of items.
+#[test]
+fn a_fast_stream_yields_on_its_own_budget_outside_tokio() {
+    use std::task::{Context, Poll};
+    with_timeout("stream own budget", Duration::from_secs(60), || {
+        const ITEMS: u32 = 10_000;
+        let mut s = IterCall::new(|| 0..ITEMS).max_size(16_384);
+        assert_eq!(futures::executor::block_on(s.next()), Some(0));
+        // Let the producer push every item, so that no poll below finds the ring empty.
+        std::thread::sleep(Duration::from_millis(100));
+        let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (mut next, mut run, mut runs) = (1u32, 0u32, Vec::new());
+        loop {
+            match s.poll_next_unpin(&mut cx) {
+                Poll::Ready(Some(item)) => {
+                    assert_eq!(item, next, "items out of order");
+                    next += 1;
+                    run += 1;
+                }
+                Poll::Ready(None) => break,
+                Poll::Pending => {
+                    assert_eq!(
+                        counter.0.load(SeqCst),
+                        runs.len() + 1,
+                        "a yield must wake its own task (and only a yield may return Pending here)"
+                    );
+                    runs.push(run);
+                    run = 0;
+                }
+            }
+        }
+        assert_eq!(next, ITEMS, "items lost");
+        assert!(runs.len() >= 4, "too few yields: runs {runs:?}");
+        assert!(
+            runs.iter().all(|&r| (1..=2048).contains(&r)),
+            "a run outlasted the budget: {runs:?}"
+        );
+    });
+}
