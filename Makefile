@@ -10,7 +10,7 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
-        examples bench bench-quick sizes ring-instructions soak sanitize clean
+        examples bench bench-quick sizes ring-instructions stream-instructions soak sanitize clean
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -180,6 +180,9 @@ sizes:
 # Instructions per push+pop of the ring against rtrb and heapless::spsc (callgrind, one run).
 ring-instructions:
 	scripts/ring_instructions.sh
+
+stream-instructions:
+	scripts/stream_instructions.sh
 
 clean:
 	$(CARGO) clean

@@ -4,7 +4,7 @@
 //!
 //! Groups: `floor`, `pool/roundtrip`, `pool/concurrency`, `pool/size`, `pool/alloc`,
 //! `pool/separate`, `pool/idle`, `ring/two-threads`, `ring/one-thread`, `block_on`,
-//! `sync_await`, `stream/peers`, `stream/max_size`, `stream/unbounded`, `slow-consumers`, `interference/calls`,
+//! `sync_await`, `stream/peers`, `stream/max_size`, `stream/unbounded`, `stream/drain`, `slow-consumers`, `interference/calls`,
 //! `interference/stream`.
 //!
 //! The `floor` group always runs: its two medians (park/unpark and spin round trips), the

@@ -222,10 +222,14 @@ fn check(n: u64, sum: u64, count: u64) {
     );
 }
 
-/// Runs the stream groups whose names `want` accepts: `stream/peers`, `stream/max_size`.
+/// Runs the stream groups whose names `want` accepts: `stream/peers`, `stream/max_size`,
+/// `stream/unbounded`, `stream/drain`.
 pub fn run(report: &mut Report, want: &dyn Fn(&str) -> bool) {
     if want("stream/peers") {
         peers(report);
+    }
+    if want("stream/drain") {
+        drain(report);
     }
     if want("stream/max_size") {
         max_size(report);
@@ -421,5 +425,132 @@ fn max_size(report: &mut Report) {
                 report.add_point(case, x, b, name, "throughput", unit, &r);
             }
         }
+    }
+}
+
+/// Items per `stream/drain` sample.
+const DRAIN: u64 = 1 << 16;
+
+/// An iterator over `0..n` that raises `done` when it is dropped (on the producer's thread,
+/// after its last item).
+struct Flagged {
+    items: std::ops::Range<u64>,
+    done: Arc<AtomicBool>,
+}
+
+impl Iterator for Flagged {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.items.next()
+    }
+}
+
+impl Drop for Flagged {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+/// Drains `stream`, whose items are all queued already, through `StreamExt::next` under the
+/// counting executor; returns the sum of the items.
+#[inline(always)]
+fn drain_all<S: futures::Stream<Item = u64> + Unpin>(stream: &mut S) -> u64 {
+    block_on_counting(async {
+        let mut sum = 0u64;
+        while let Some(x) = stream.next().await {
+            sum = sum.wrapping_add(x);
+        }
+        sum
+    })
+    .0
+}
+
+/// The drain loops, each a symbol of its own for `--toggle-collect`
+/// (`scripts/stream_instructions.sh`): only the draining is counted, not the set-up.
+#[inline(never)]
+fn drain_loop_ours<S: futures::Stream<Item = u64> + Unpin>(stream: &mut S) -> u64 {
+    drain_all(stream)
+}
+
+#[inline(never)]
+fn drain_loop_core_stream<S: futures::Stream<Item = u64> + Unpin>(stream: &mut S) -> u64 {
+    drain_all(stream)
+}
+
+#[inline(never)]
+fn drain_loop_raw(rx: &mut aiothreads_core::ring::Consumer<'static, u64>) -> u64 {
+    let mut sum = 0u64;
+    while let Ok(x) = rx.pop() {
+        sum = sum.wrapping_add(x);
+    }
+    sum
+}
+
+/// Ours: an `IterCall` whose producer has pushed every item and finished (its queue holds
+/// them all), drained on this thread.
+fn drain_ours(n: u64) -> f64 {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let mut s = aiothreads::IterCall::new(move || Flagged {
+        items: 0..n + 1,
+        done: flag,
+    })
+    .max_size(2 * n as usize);
+    assert_eq!(block_on_counting(s.next()).0, Some(0));
+    while !done.load(Ordering::Acquire) {
+        thread::sleep(std::time::Duration::from_micros(100));
+    }
+    let mut sum = 0;
+    let t = time(|| sum = drain_loop_ours(&mut s));
+    check(n + 1, sum, n + 1);
+    t.mops(n)
+}
+
+/// The core ring's `Consumer` as a `Stream`, filled by another thread first.
+fn drain_core_stream(n: u64) -> f64 {
+    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<u64>(2 * n as usize);
+    thread::spawn(move || (0..n).for_each(|i| tx.push(i).expect("room")))
+        .join()
+        .expect("producer");
+    let mut sum = 0;
+    let t = time(|| sum = drain_loop_core_stream(&mut rx));
+    check(n, sum, n);
+    t.mops(n)
+}
+
+/// The core ring's raw `pop`, filled by another thread first.
+fn drain_raw(n: u64) -> f64 {
+    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<u64>(2 * n as usize);
+    thread::spawn(move || (0..n).for_each(|i| tx.push(i).expect("room")))
+        .join()
+        .expect("producer");
+    let mut sum = 0u64;
+    let t = time(|| sum = drain_loop_raw(&mut rx));
+    check(n, sum, n);
+    t.mops(n)
+}
+
+/// `stream/drain`: the consumer's own cost per item, without the hand-off between two running
+/// threads: queues that hold every item already, drained on one thread. The rate depends on
+/// where the producer left the items (another core's cache); `make stream-instructions`
+/// counts the instructions per item under callgrind, which do not.
+fn drain(report: &mut Report) {
+    let n = DRAIN;
+    let (mut a, mut b, mut c) = (|| drain_ours(n), || drain_core_stream(n), || drain_raw(n));
+    let runs = reps(9, 3);
+    let s = interleave(runs, true, &mut [&mut a, &mut b, &mut c]);
+    // Read by scripts/stream_instructions.sh to turn callgrind's counts into a per-item figure.
+    println!(
+        "stream/drain: {} items drained per contender (warm-up included)",
+        n * (runs as u64 + 1)
+    );
+    let case = format!("stream drain: {n} u64 already queued, drained on one thread");
+    let names = [
+        "aiothreads IterCall",
+        "aiothreads-core Consumer as a Stream (reference)",
+        "aiothreads-core ring pop (reference)",
+    ];
+    for (s, name) in s.iter().zip(names) {
+        report.add(&case, name, "throughput", "M items/s", s);
     }
 }
