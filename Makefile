@@ -179,10 +179,10 @@ sizes:
 
 # Instructions per push+pop of the ring against rtrb and heapless::spsc (callgrind, one run).
 ring-instructions:
-	scripts/ring_instructions.sh
+	scripts/instructions.sh ring
 
 stream-instructions:
-	scripts/stream_instructions.sh
+	scripts/instructions.sh stream
 
 clean:
 	$(CARGO) clean

@@ -8,7 +8,7 @@
 //!   `fill_from_iter` / `read_chunk`), both copying from and into a slice;
 //! - one thread, fill then drain, all three: the instruction cost of push + pop alone, without
 //!   the cache-line traffic and the scheduling noise of the two-thread runs
-//!   (`scripts/ring_instructions.sh` counts it under callgrind).
+//!   (`scripts/instructions.sh ring` counts it under callgrind).
 
 use std::hint::{black_box, spin_loop};
 use std::thread;
@@ -329,7 +329,7 @@ fn one_thread_cases(report: &mut Report) {
     );
     let runs = reps(9, 5);
     let s = interleave(runs, true, &mut [&mut a, &mut b, &mut c]);
-    // Read by scripts/ring_instructions.sh to turn callgrind's counts into a per-pair figure.
+    // Read by scripts/instructions.sh ring to turn callgrind's counts into a per-pair figure.
     println!(
         "ring/one-thread: {} push+pop pairs per contender (warm-up included)",
         solo_n * (runs as u64 + 1)

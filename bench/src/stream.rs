@@ -466,7 +466,7 @@ fn drain_all<S: futures::Stream<Item = u64> + Unpin>(stream: &mut S) -> u64 {
 }
 
 /// The drain loops, each a symbol of its own for `--toggle-collect`
-/// (`scripts/stream_instructions.sh`): only the draining is counted, not the set-up.
+/// (`scripts/instructions.sh stream`): only the draining is counted, not the set-up.
 #[inline(never)]
 fn drain_loop_ours<S: futures::Stream<Item = u64> + Unpin>(stream: &mut S) -> u64 {
     drain_all(stream)
@@ -506,12 +506,19 @@ fn drain_ours(n: u64) -> f64 {
     t.mops(n)
 }
 
-/// The core ring's `Consumer` as a `Stream`, filled by another thread first.
-fn drain_core_stream(n: u64) -> f64 {
-    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<u64>(2 * n as usize);
+/// A core ring of capacity `2 n` holding `0..n`, pushed by another thread (as an `IterCall`'s
+/// items are; that thread has ended, an `IterCall`'s worker lives on).
+fn filled_ring(n: u64) -> aiothreads_core::ring::Consumer<'static, u64> {
+    let (mut tx, rx) = aiothreads_core::ring::with_capacity::<u64>(2 * n as usize);
     thread::spawn(move || (0..n).for_each(|i| tx.push(i).expect("room")))
         .join()
         .expect("producer");
+    rx
+}
+
+/// The core ring's `Consumer` as a `Stream`, filled by another thread first.
+fn drain_core_stream(n: u64) -> f64 {
+    let mut rx = filled_ring(n);
     let mut sum = 0;
     let t = time(|| sum = drain_loop_core_stream(&mut rx));
     check(n, sum, n);
@@ -520,10 +527,7 @@ fn drain_core_stream(n: u64) -> f64 {
 
 /// The core ring's raw `pop`, filled by another thread first.
 fn drain_raw(n: u64) -> f64 {
-    let (mut tx, mut rx) = aiothreads_core::ring::with_capacity::<u64>(2 * n as usize);
-    thread::spawn(move || (0..n).for_each(|i| tx.push(i).expect("room")))
-        .join()
-        .expect("producer");
+    let mut rx = filled_ring(n);
     let mut sum = 0u64;
     let t = time(|| sum = drain_loop_raw(&mut rx));
     check(n, sum, n);
@@ -539,7 +543,7 @@ fn drain(report: &mut Report) {
     let (mut a, mut b, mut c) = (|| drain_ours(n), || drain_core_stream(n), || drain_raw(n));
     let runs = reps(9, 3);
     let s = interleave(runs, true, &mut [&mut a, &mut b, &mut c]);
-    // Read by scripts/stream_instructions.sh to turn callgrind's counts into a per-item figure.
+    // Read by scripts/instructions.sh stream to turn callgrind's counts into a per-item figure.
     println!(
         "stream/drain: {} items drained per contender (warm-up included)",
         n * (runs as u64 + 1)
