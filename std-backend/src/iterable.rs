@@ -789,10 +789,10 @@ impl<F: IterFn> IterCall<F> {
     /// tokio's budget; otherwise one waker registration (and a wake-up of this task by the
     /// producer's next push). No spinning.
     ///
-    /// Counted per item by `valgrind --tool=callgrind` (x86_64, the count does not depend on
-    /// the CPU model; a `u64` stream drained through `StreamExt::next`, loop included): 42.6
-    /// instructions outside tokio (70.5 before the fast path), 95.0 inside a tokio
-    /// current-thread runtime (110.5).
+    /// Instructions per `u64` item drained through `StreamExt::next`, loop included, counted
+    /// by callgrind (x86_64; the count does not depend on the CPU model): 42.5 outside tokio
+    /// (`make stream-instructions`; 69.3 before the fast path), 95 inside a tokio
+    /// current-thread runtime (110 before; the same loop in an outside harness).
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
         // `poll_start` only before the producer started.
         if !matches!(self.state, State::Running(_)) && self.poll_start(cx).is_pending() {
