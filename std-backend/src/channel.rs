@@ -23,6 +23,7 @@ use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
 use crate::block_on::block_on_checked;
+use crate::coop::RunBudget;
 use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
 use crate::queue::{self, Closer, Rx, Tx};
@@ -144,6 +145,8 @@ pub struct FromThreadChannel<T> {
     default_timeout: Duration,
     /// Recorded at each poll that finds nothing (see [`ThreadSender::put`]).
     seat: Arc<ReceiverSeat>,
+    /// The receiver's cooperative budget (yields after a run of items, spends tokio's).
+    budget: RunBudget,
 }
 
 /// The channel is closed: `put` hands the item back; `get` finds it closed and drained.
@@ -185,6 +188,7 @@ impl<T: Send + 'static> FromThreadChannel<T> {
                 rx,
                 seat,
                 default_timeout: Duration::ZERO,
+                budget: RunBudget::new(),
             },
         )
     }
@@ -219,12 +223,34 @@ impl<T> FromThreadChannel<T> {
         Get { channel: self }
     }
 
-    /// `poll_recv`, noting the thread when the receiver goes to sleep (off the per-item path:
-    /// a poll that finds an item records nothing).
+    /// The next item, or `Pending` (registering `cx`'s waker); `Ready(None)` once the sender
+    /// has gone and every item has been received. Cooperative like a stream
+    /// (`coop::RunBudget`): after a run of items it yields once, and inside a tokio runtime
+    /// each item spends tokio's budget.
+    ///
+    /// The per-item fast path inline: a budget compare and the queue's pop (no thread-local,
+    /// no atomic RMW); the rest out of line.
+    #[inline]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let poll = self.rx.poll_recv(cx);
+        if self.budget.fast() {
+            if let Some(item) = self.rx.pop_fast() {
+                self.budget.delivered();
+                return Poll::Ready(Some(item));
+            }
+        }
+        self.poll_recv_slow(cx)
+    }
+
+    /// [`poll_recv`](Self::poll_recv) off the fast path, noting the thread when the receiver
+    /// goes to sleep (a poll that finds an item records nothing).
+    #[inline(never)]
+    fn poll_recv_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let Self {
+            rx, budget, seat, ..
+        } = self;
+        let poll = budget.poll(cx, |cx| rx.poll_recv(cx));
         if poll.is_pending() {
-            self.seat.record();
+            seat.record();
         }
         poll
     }

@@ -84,6 +84,7 @@ use futures_core::Stream;
 use crate::backoff;
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
+use crate::coop::RunBudget;
 use crate::parker::ThreadParker;
 use crate::pool::{Pool, Reserve, Shared};
 use crate::pool_stream::PoolStreamJob;
@@ -299,46 +300,13 @@ enum State<F: IterFn> {
 struct Running<F: IterFn> {
     rx: Rx<F::Item>,
     job: Arc<dyn StreamEnd>,
-    /// Items delivered since this stream last returned `Pending` (see [`STREAM_BUDGET`]).
-    streak: u32,
-    /// The fast path (`poll_next`'s inline part) may deliver items while `streak` is below
-    /// this: [`STREAM_BUDGET`] during a run of items outside tokio, 0 before a run has
-    /// started (the slow path then looks for a tokio runtime) and inside tokio (every item
-    /// spends tokio's budget on the slow path). Without the `tokio` feature it stays at
-    /// [`STREAM_BUDGET`].
-    fast_limit: u32,
-    /// Whether this run of items is polled inside a tokio runtime, where it also spends
-    /// tokio's budget (looked up when a run starts, `streak == 0`).
-    #[cfg(feature = "tokio")]
-    in_tokio: bool,
+    /// The cooperative budget of the consumer's runs of items (`coop::RunBudget`).
+    budget: RunBudget,
 }
 
 impl<F: IterFn> Running<F> {
-    /// The stream's own budget: after [`STREAM_BUDGET`] items in a row, wakes the task and
-    /// returns `true` once (the caller returns `Pending`), and the count starts again.
-    #[inline(always)]
-    fn own_budget_spent(&mut self, cx: &Context<'_>) -> bool {
-        if self.streak < STREAM_BUDGET {
-            return false;
-        }
-        self.end_run();
-        cx.waker().wake_by_ref();
-        true
-    }
-
-    /// The stream returns `Pending`: the run of items ends, and the next poll takes the slow
-    /// path, which starts a new run (and, with the `tokio` feature, looks for a runtime).
-    #[inline(always)]
-    fn end_run(&mut self) {
-        self.streak = 0;
-        #[cfg(feature = "tokio")]
-        {
-            self.fast_limit = 0;
-        }
-    }
-
     /// The per-item fast path: an item popped while the run's budget lasts, with no look at
-    /// the executor (see `fast_limit`). `None` sends the caller to the slow path, which
+    /// the executor (see `RunBudget::fast`). `None` sends the caller to the slow path, which
     /// handles everything else: the start of a run, tokio's budget, the yield, an empty ring
     /// (the waker), the end.
     ///
@@ -346,11 +314,11 @@ impl<F: IterFn> Running<F> {
     /// no thread-local, no atomic RMW. Small enough that the consumer's loop inlines it.
     #[inline(always)]
     fn fast_item(&mut self) -> Option<F::Item> {
-        if self.streak >= self.fast_limit {
+        if !self.budget.fast() {
             return None;
         }
         let item = self.rx.pop_fast()?;
-        self.streak += 1;
+        self.budget.delivered();
         Some(item)
     }
 
@@ -358,30 +326,10 @@ impl<F: IterFn> Running<F> {
         Self {
             rx,
             job,
-            streak: 0,
-            #[cfg(feature = "tokio")]
-            fast_limit: 0,
-            #[cfg(not(feature = "tokio"))]
-            fast_limit: STREAM_BUDGET,
-            #[cfg(feature = "tokio")]
-            in_tokio: false,
+            budget: RunBudget::new(),
         }
     }
 }
-
-/// Items a stream delivers in a row before it yields to the executor once (a self-wake and one
-/// `Pending`), outside tokio: 10–40 µs of a fast stream on an AMD EPYC VM (5–20 ns per item through
-/// an executor), far below a timer tick, and one self-wake per 2 048 items (4.9e-4 per item), so
-/// that the wake-ups a stream costs stay under 1e-3 per item with this yield included.
-///
-/// Inside a tokio runtime (feature `tokio`) a stream also spends tokio's own budget, one unit
-/// per item as tokio's channels do (128 per task poll), so tokio's yield comes first: the
-/// task's other tokio resources share that budget, and a task woken on the same runtime waits
-/// for 128 items, not 2 048 (PERFORMANCE.md, `interference/stream`). The price is tokio's
-/// channels' too: a consumer that does nothing but drain the stream yields every 128 items
-/// (the demo's 100 M-item stream on an AMD EPYC VM: a median of 36 against 61 M items/s with
-/// 2 048).
-const STREAM_BUDGET: u32 = 2048;
 
 /// The producer's side of a stream, in one allocation shared with the consumer: the job a
 /// worker (or a separate thread) runs, and **the one place where the stream's end is
@@ -801,80 +749,13 @@ impl<F: IterFn> IterCall<F> {
         let State::Running(running) = &mut self.state else {
             return Poll::Ready(None);
         };
-        // A consumer that always finds an item still yields now and then: after
-        // `STREAM_BUDGET` items in a row without a `Pending`, it wakes itself and returns
-        // `Pending` once, on every executor (the stream's own counter: no thread-local per
-        // item).
-        //
-        // Inside a tokio runtime (a task or `block_on`), tokio's budget as well (the path of
-        // `poll_item_in_tokio`). Whether we run inside a runtime is looked up once per run of
-        // items; outside one, the per-item path is the same as without the feature (no
-        // budget unit to carry and drop: with it, a stream outside tokio ran a quarter
-        // slower in the harness of PERFORMANCE.md's ninth pass).
-        #[cfg(feature = "tokio")]
-        {
-            if running.streak == 0 {
-                running.in_tokio = tokio::runtime::Handle::try_current().is_ok();
-                running.fast_limit = if running.in_tokio { 0 } else { STREAM_BUDGET };
-            }
-            if running.in_tokio {
-                return self.poll_item_in_tokio(cx);
-            }
-        }
-        if running.own_budget_spent(cx) {
-            return Poll::Pending;
-        }
-        match running.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => {
-                running.streak += 1;
-                Poll::Ready(Some(Ok(item)))
-            }
-            Poll::Pending => {
-                running.end_run();
-                Poll::Pending
-            }
+        // The run's budget (`coop::RunBudget`): a consumer that always finds an item still
+        // yields now and then, and inside a tokio runtime spends tokio's budget per item.
+        let Running { rx, budget, .. } = running;
+        match budget.poll(cx, |cx| rx.poll_recv(cx)) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(Ok(item))),
+            Poll::Pending => Poll::Pending,
             Poll::Ready(None) => self.poll_outcome(cx),
-        }
-    }
-
-    /// [`poll_item`](Self::poll_item) of a running stream polled inside a tokio runtime: each
-    /// item also spends a unit of tokio's task budget, as tokio's own channels do (a
-    /// thread-local access per item), and tokio's yield comes first (128 units per task
-    /// poll); the stream's own budget stays as the backstop where tokio sets no budget.
-    #[cfg(feature = "tokio")]
-    #[inline]
-    fn poll_item_in_tokio(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<F::Item, JoinError>>> {
-        let State::Running(running) = &mut self.state else {
-            unreachable!("poll_item_in_tokio is called for a running stream");
-        };
-        let unit = match tokio::task::coop::poll_proceed(cx) {
-            Poll::Ready(unit) => unit,
-            Poll::Pending => {
-                // tokio woke the task: it yields once, like a tokio resource.
-                running.end_run();
-                return Poll::Pending;
-            }
-        };
-        if running.own_budget_spent(cx) {
-            return Poll::Pending;
-        }
-        match running.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => {
-                unit.made_progress();
-                running.streak += 1;
-                Poll::Ready(Some(Ok(item)))
-            }
-            Poll::Pending => {
-                running.end_run();
-                Poll::Pending
-            }
-            Poll::Ready(None) => {
-                drop(unit);
-                self.poll_outcome(cx)
-            }
         }
     }
 

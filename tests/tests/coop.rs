@@ -215,3 +215,69 @@ fn a_fast_stream_yields_on_its_own_budget_outside_tokio() {
         );
     });
 }
+
+/// A `FromThreadChannel` whose items are all there yields like a stream: inside tokio it
+/// spends tokio's budget (a task woken beside the draining loop runs within about 128 items),
+/// elsewhere its own (within 2 048), for bounded and unbounded channels.
+#[test]
+fn a_full_channel_yields_on_tokio_and_elsewhere() {
+    use aiothreads::FromThreadChannel;
+    const ITEMS: u32 = 20_000;
+    /// A channel holding `0..ITEMS`, its sender gone.
+    fn filled(max_size: usize) -> FromThreadChannel<u32> {
+        let (mut tx, rx) = FromThreadChannel::new(max_size);
+        std::thread::spawn(move || (0..ITEMS).for_each(|i| tx.put(i).unwrap()))
+            .join()
+            .unwrap();
+        rx
+    }
+    /// Drains `rx`; returns the number of items taken before `ran` was first seen.
+    async fn drain(mut rx: FromThreadChannel<u32>, ran: Arc<AtomicBool>) -> u32 {
+        let mut seen_at = u32::MAX;
+        for want in 0..ITEMS {
+            assert_eq!(rx.next().await, Some(want));
+            if seen_at == u32::MAX && ran.load(SeqCst) {
+                seen_at = want;
+            }
+        }
+        assert_eq!(rx.next().await, None);
+        seen_at
+    }
+    with_timeout("channel coop", Duration::from_secs(60), || {
+        for max_size in [ITEMS as usize, 0] {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let rx = filled(max_size);
+            let ran = Arc::new(AtomicBool::new(false));
+            let r = ran.clone();
+            let seen_at = rt.block_on(async move {
+                tokio::spawn(async move { r.store(true, SeqCst) });
+                drain(rx, ran).await
+            });
+            assert!(
+                seen_at <= 2 * 128,
+                "max_size {max_size}, tokio: the other task first ran after item {seen_at}"
+            );
+
+            let mut pool = futures::executor::LocalPool::new();
+            let rx = filled(max_size);
+            let ran = Arc::new(AtomicBool::new(false));
+            let (r, seen) = (ran.clone(), Arc::new(std::sync::atomic::AtomicU32::new(0)));
+            let out = seen.clone();
+            use futures::task::LocalSpawnExt;
+            pool.spawner()
+                .spawn_local(async move { out.store(drain(rx, ran).await, SeqCst) })
+                .unwrap();
+            pool.spawner()
+                .spawn_local(async move { r.store(true, SeqCst) })
+                .unwrap();
+            pool.run();
+            let seen_at = seen.load(SeqCst);
+            assert!(
+                seen_at <= 2048,
+                "max_size {max_size}, LocalPool: the other task first ran after item {seen_at}"
+            );
+        }
+    });
+}
