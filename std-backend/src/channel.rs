@@ -245,14 +245,15 @@ impl<T> FromThreadChannel<T> {
     /// goes to sleep (a poll that finds an item records nothing).
     #[inline(never)]
     fn poll_recv_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let Self {
-            rx, budget, seat, ..
-        } = self;
-        let poll = budget.poll(cx, |cx| rx.poll_recv(cx));
-        if poll.is_pending() {
-            seat.record();
+        let Poll::Ready(ticket) = self.budget.begin(cx) else {
+            return Poll::Pending;
+        };
+        let polled = self.rx.poll_recv(cx);
+        self.budget.end(&polled, ticket);
+        if polled.is_pending() {
+            self.seat.record();
         }
-        poll
+        polled
     }
 
     /// The next item, waiting at most `timeout` (the original's `get(timeout=…)`). A zero

@@ -139,8 +139,8 @@ pub(crate) const STREAM_BUDGET: u32 = 2048;
 /// (looked up once per run, when it starts) every item also spends a unit of tokio's budget.
 ///
 /// The consumer's fast path asks [`fast`](Self::fast) and, after taking an item without any
-/// other check, calls [`delivered`](Self::delivered); everything else goes through
-/// [`poll`](Self::poll) (its slow path).
+/// other check, calls [`delivered`](Self::delivered); its slow path polls the queue between
+/// [`begin`](Self::begin) and [`end`](Self::end).
 #[derive(Debug)]
 pub(crate) struct RunBudget {
     /// Items delivered in this run.
@@ -203,19 +203,18 @@ impl RunBudget {
         true
     }
 
-    /// The slow path: polls `recv` (the queue's `poll_recv`) under the budget. `Ready(None)`
-    /// (the end) is passed through; `Pending` (the queue's, or a yield) ends the run.
+    /// The slow path, before the queue is polled: `Pending` when the run's budget (or,
+    /// inside a tokio runtime, tokio's) is spent, the task then woken to poll again; else the
+    /// ticket to hand to [`end`](Self::end) with the queue's poll.
     ///
     /// Inside a tokio runtime each item also spends a unit of tokio's task budget, as tokio's
     /// own channels do (a thread-local access per item), and tokio's yield comes first (128
     /// units per task poll); the own budget stays as the backstop where tokio sets no budget.
-    /// `recv` is called in one place only, so that it is inlined here.
-    #[inline]
-    pub(crate) fn poll<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        recv: impl FnOnce(&mut Context<'_>) -> Poll<Option<T>>,
-    ) -> Poll<Option<T>> {
+    /// The queue is polled by the caller between `begin` and `end`, so that its item is not
+    /// moved through this type (a stream of 1 MiB items needs every copy less of the
+    /// consumer's stack it can get).
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, cx: &mut Context<'_>) -> Poll<Ticket> {
         #[cfg(feature = "tokio")]
         let unit = {
             if self.streak == 0 {
@@ -238,22 +237,38 @@ impl RunBudget {
         if self.own_budget_spent(cx) {
             return Poll::Pending;
         }
-        match recv(cx) {
-            Poll::Ready(Some(item)) => {
+        Poll::Ready(Ticket {
+            #[cfg(feature = "tokio")]
+            unit,
+        })
+    }
+
+    /// The slow path, after the queue was polled: an item counts towards the run (and spends
+    /// tokio's unit); `Pending` ends the run; the end (`Ready(None)`) changes nothing.
+    #[inline(always)]
+    pub(crate) fn end<T>(&mut self, polled: &Poll<Option<T>>, ticket: Ticket) {
+        match polled {
+            Poll::Ready(Some(_)) => {
                 #[cfg(feature = "tokio")]
-                if let Some(unit) = unit {
+                if let Some(unit) = ticket.unit {
                     unit.made_progress();
                 }
                 self.streak += 1;
-                Poll::Ready(Some(item))
             }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                self.end_run();
-                Poll::Pending
-            }
+            Poll::Ready(None) => {}
+            Poll::Pending => self.end_run(),
         }
+        #[cfg(not(feature = "tokio"))]
+        let _ = ticket;
     }
+}
+
+/// What [`RunBudget::begin`] hands to [`RunBudget::end`]: inside tokio, the unit of tokio's
+/// budget taken for this poll (given back if no item comes).
+#[must_use]
+pub(crate) struct Ticket {
+    #[cfg(feature = "tokio")]
+    unit: Option<tokio::task::coop::RestoreOnPending>,
 }
 
 /// Whether this thread runs inside a tokio runtime (a task or `block_on`): once per run of a

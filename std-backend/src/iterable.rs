@@ -739,8 +739,9 @@ impl<F: IterFn> IterCall<F> {
     ///
     /// Instructions per `u64` item drained through `StreamExt::next`, loop included, counted
     /// by callgrind (x86_64; the count does not depend on the CPU model): 42.5 outside tokio
-    /// (`make stream-instructions`; 69.3 before the fast path), 95 inside a tokio
+    /// (`make stream-instructions`; 69.3 before the fast path), 101 inside a tokio
     /// current-thread runtime (110 before; the same loop in an outside harness).
+    #[inline]
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<F::Item, JoinError>>> {
         // `poll_start` only before the producer started.
         if !matches!(self.state, State::Running(_)) && self.poll_start(cx).is_pending() {
@@ -751,8 +752,12 @@ impl<F: IterFn> IterCall<F> {
         };
         // The run's budget (`coop::RunBudget`): a consumer that always finds an item still
         // yields now and then, and inside a tokio runtime spends tokio's budget per item.
-        let Running { rx, budget, .. } = running;
-        match budget.poll(cx, |cx| rx.poll_recv(cx)) {
+        let Poll::Ready(ticket) = running.budget.begin(cx) else {
+            return Poll::Pending;
+        };
+        let polled = running.rx.poll_recv(cx);
+        running.budget.end(&polled, ticket);
+        match polled {
             Poll::Ready(Some(item)) => Poll::Ready(Some(Ok(item))),
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => self.poll_outcome(cx),
@@ -855,6 +860,10 @@ impl<F: IterFn> Stream for IterCall<F> {
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
         let this = self.get_mut();
+        if !queue::fast_path_for::<F::Item>() {
+            // Large items: one frame, as few copies of the item as the compiler can manage.
+            return this.poll_next_here(cx);
+        }
         if let State::Running(running) = &mut this.state {
             if let Some(item) = running.fast_item() {
                 return Poll::Ready(Some(item));
@@ -869,6 +878,12 @@ impl<F: IterFn> IterCall<F> {
     /// inline part stays a few instructions around the ring's `pop`.
     #[inline(never)]
     fn poll_next_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
+        self.poll_next_here(cx)
+    }
+
+    /// `poll_next` without the fast path.
+    #[inline(always)]
+    fn poll_next_here(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
         match self.poll_item(cx) {
             Poll::Ready(Some(Ok(item))) => Poll::Ready(Some(item)),
             Poll::Ready(Some(Err(JoinError::Panicked(payload)))) => panic::resume_unwind(payload),
@@ -922,6 +937,9 @@ impl<F: IterFn> Stream for TryIterCall<F> {
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let inner = &mut self.get_mut().inner;
+        if !queue::fast_path_for::<F::Item>() {
+            return inner.poll_item(cx);
+        }
         if let State::Running(running) = &mut inner.state {
             if let Some(item) = running.fast_item() {
                 return Poll::Ready(Some(Ok(item)));

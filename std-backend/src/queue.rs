@@ -31,6 +31,17 @@ pub(crate) enum Rx<T> {
     Unbounded(UnboundedConsumer<T>),
 }
 
+/// The largest item, in bytes, that a stream's per-item fast path moves (see
+/// [`Rx::pop_fast`]): four cache lines.
+pub(crate) const FAST_PATH_MAX_ITEM: usize = 256;
+
+/// Whether items of `T` take a stream's per-item fast path (a constant per `T`: the compiler
+/// removes the path it does not take).
+#[inline(always)]
+pub(crate) const fn fast_path_for<T>() -> bool {
+    core::mem::size_of::<T>() <= FAST_PATH_MAX_ITEM
+}
+
 /// Closes the queue from any thread, without the sending half (see the core's `Closer`s).
 pub(crate) enum Closer<T> {
     /// A ring's.
@@ -235,8 +246,17 @@ impl<T> Rx<T> {
     /// The next item if there is one now, for a stream's per-item fast path: the ring's pop
     /// inline, the unbounded queue's out of line (the ring's is the hot path the consumer's
     /// loop inlines; see `iterable.rs`, `Running::fast_item`).
+    ///
+    /// `None` for items larger than [`FAST_PATH_MAX_ITEM`] bytes: those take the slow path.
+    /// Inlined into the caller's loop, each layer of the fast path keeps its own copy of the
+    /// item in the caller's frame (a stream of 1 MiB items needed 10 MiB of the consumer's
+    /// stack with it, 8 without it), and for such items the copies cost far more than the
+    /// checks the fast path saves.
     #[inline(always)]
     pub(crate) fn pop_fast(&mut self) -> Option<T> {
+        if !fast_path_for::<T>() {
+            return None;
+        }
         match self {
             Rx::Bounded(rx) => rx.pop().ok(),
             Rx::Unbounded(rx) => Self::pop_unbounded(rx),
