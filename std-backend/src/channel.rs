@@ -245,8 +245,11 @@ impl<T> FromThreadChannel<T> {
     /// goes to sleep (a poll that finds an item records nothing).
     #[inline(never)]
     fn poll_recv_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let Poll::Ready(ticket) = self.budget.begin(cx) else {
-            return Poll::Pending;
+        let ticket = match self.budget.begin(cx) {
+            Poll::Ready(Some(ticket)) => ticket,
+            // Never: the receiver does not stop its budget.
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
         };
         let polled = self.rx.poll_recv(cx);
         self.budget.end(&polled, ticket);

@@ -153,6 +153,8 @@ pub(crate) struct RunBudget {
     /// Whether this run is polled inside a tokio runtime.
     #[cfg(feature = "tokio")]
     in_tokio: bool,
+    /// The consumer closed the stream ([`stop`](Self::stop)): it delivers nothing more.
+    stopped: bool,
 }
 
 impl RunBudget {
@@ -165,7 +167,16 @@ impl RunBudget {
             fast_limit: STREAM_BUDGET,
             #[cfg(feature = "tokio")]
             in_tokio: false,
+            stopped: false,
         }
+    }
+
+    /// The consumer closed the stream: from now on the fast path is off and
+    /// [`begin`](Self::begin) ends the stream, whatever is still queued (a closed stream
+    /// ends, even while its `close()` future was dropped before it completed).
+    pub(crate) fn stop(&mut self) {
+        self.stopped = true;
+        self.fast_limit = 0;
     }
 
     /// Whether the fast path may deliver an item now. Cost: a compare.
@@ -204,7 +215,8 @@ impl RunBudget {
     }
 
     /// The slow path, before the queue is polled: `Pending` when the run's budget (or,
-    /// inside a tokio runtime, tokio's) is spent, the task then woken to poll again; else the
+    /// inside a tokio runtime, tokio's) is spent, the task then woken to poll again;
+    /// `Ready(None)` once the consumer [stopped](Self::stop) the stream (it ends); else the
     /// ticket to hand to [`end`](Self::end) with the queue's poll.
     ///
     /// Inside a tokio runtime each item also spends a unit of tokio's task budget, as tokio's
@@ -214,7 +226,10 @@ impl RunBudget {
     /// moved through this type (a stream of 1 MiB items needs every copy less of the
     /// consumer's stack it can get).
     #[inline(always)]
-    pub(crate) fn begin(&mut self, cx: &mut Context<'_>) -> Poll<Ticket> {
+    pub(crate) fn begin(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ticket>> {
+        if self.stopped {
+            return Poll::Ready(None);
+        }
         #[cfg(feature = "tokio")]
         let unit = {
             if self.streak == 0 {
@@ -237,10 +252,10 @@ impl RunBudget {
         if self.own_budget_spent(cx) {
             return Poll::Pending;
         }
-        Poll::Ready(Ticket {
+        Poll::Ready(Some(Ticket {
             #[cfg(feature = "tokio")]
             unit,
-        })
+        }))
     }
 
     /// The slow path, after the queue was polled: an item counts towards the run (and spends

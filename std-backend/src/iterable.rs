@@ -625,10 +625,16 @@ impl<F: IterFn> IterCall<F> {
     /// assert!(dropped.load(Ordering::SeqCst), "close() returned after the iterator's Drop");
     /// ```
     pub fn close(&mut self) -> Close<'_, F> {
-        match &self.state {
+        match &mut self.state {
             // A producer not started yet is withdrawn here and now (nothing runs); a running
-            // one is told to stop, and `Close` waits for its outcome.
-            State::Running(running) => running.job.withdraw(),
+            // one is told to stop (the ring's close wakes it if it waits for room), and `Close`
+            // waits for its outcome. The stream ends at once, even if `Close` is dropped
+            // before it completes.
+            State::Running(running) => {
+                running.job.withdraw();
+                running.rx.close();
+                running.budget.stop();
+            }
             // Never submitted: nothing ran; the function (or the place it waited for) is
             // dropped here.
             _ => self.state = State::Done,
@@ -752,8 +758,11 @@ impl<F: IterFn> IterCall<F> {
         };
         // The run's budget (`coop::RunBudget`): a consumer that always finds an item still
         // yields now and then, and inside a tokio runtime spends tokio's budget per item.
-        let Poll::Ready(ticket) = running.budget.begin(cx) else {
-            return Poll::Pending;
+        let ticket = match running.budget.begin(cx) {
+            Poll::Ready(Some(ticket)) => ticket,
+            // Closed by the consumer (`close()`, its future perhaps dropped unfinished).
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
         };
         let polled = running.rx.poll_recv(cx);
         running.budget.end(&polled, ticket);

@@ -154,8 +154,10 @@ where
         // The iterator's `Drop` is user code: a panic there is the stream's failure.
         let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((iter, f))));
         drop_quietly(captured);
+        // Also when the consumer closed the stream (`Cancelled`): `close()` reports a panic in
+        // the iterator's `Drop`, as it does for a producer on a separate thread.
         let outcome = match (outcome, dropped) {
-            (Ok(()), Err(payload)) => Err(JoinError::Panicked(payload)),
+            (Ok(()) | Err(JoinError::Cancelled), Err(payload)) => Err(JoinError::Panicked(payload)),
             (outcome, _) => outcome,
         };
         // The slot is written once (only the winner of the stage writes it); a waker that

@@ -190,6 +190,67 @@ fn close_resolves_after_drop() {
     });
 }
 
+/// A `close()` future dropped before it was polled (the losing branch of a `select!`) still
+/// closes the stream, as its docs say: the stream ends (`None`, not a panic), the producer
+/// stops and drops its iterator, and a later `close()` waits for that and reports success.
+#[test]
+fn a_close_dropped_unpolled_still_closes_the_stream() {
+    on_every_executor(|| async {
+        for separate in [false, true] {
+            let produced = Arc::new(AtomicUsize::new(0));
+            let dropped = Arc::new(AtomicBool::new(false));
+            let (p, d) = (produced.clone(), dropped.clone());
+            let s = IterCall::new(move || counting_iter(p, d)).max_size(2);
+            let mut s = if separate { s.separate() } else { s };
+            assert_eq!(s.next().await, Some(0));
+            drop(s.close());
+            assert_eq!(s.next().await, None, "a closed stream ends");
+            s.close().await.expect("the iterator's drop is clean");
+            assert!(dropped.load(SeqCst), "close() resolved before the drop");
+            let after = produced.load(SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(produced.load(SeqCst), after, "the producer went on");
+        }
+    });
+}
+
+/// `close()` reports a panic in the iterator's `Drop`, for a producer parked on a full ring (a
+/// pool stream gives its worker back there) as for one on a separate thread.
+#[test]
+fn close_reports_a_panic_in_the_iterators_drop() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("iterator drop failed");
+        }
+    }
+    on_every_executor(|| async {
+        for separate in [false, true] {
+            let s = IterCall::new(|| {
+                let guard = PanicOnDrop;
+                (0u64..).map(move |i| {
+                    let _keep = &guard;
+                    i
+                })
+            })
+            .max_size(1);
+            let mut s = if separate { s.separate() } else { s };
+            assert_eq!(s.next().await, Some(0));
+            // The producer fills the ring and waits for room (parked, or its worker given back).
+            std::thread::sleep(Duration::from_millis(20));
+            let err = s
+                .close()
+                .await
+                .expect_err("the drop's panic is the failure");
+            assert_eq!(
+                err.panic_message(),
+                Some("iterator drop failed"),
+                "separate: {separate}"
+            );
+        }
+    });
+}
+
 #[test]
 fn panic_after_n_items_delivers_items_then_error() {
     on_every_executor(|| async {
