@@ -147,6 +147,76 @@ pub struct FromThreadChannel<T> {
     seat: Arc<ReceiverSeat>,
     /// The receiver's cooperative budget (yields after a run of items, spends tokio's).
     budget: RunBudget,
+    /// The last waker given to the queue: the task's own (to compare with the next poll's) and
+    /// the guard around it that the sender wakes (see [`GuardedWaker`]).
+    guard: Option<(Waker, Waker)>,
+    /// Where a guard leaves a panic of the receiver's waker for the receiver.
+    fault: Arc<WakerFault>,
+}
+
+/// A panic of the receiver's waker, caught on the sender's side, for the receiver to raise.
+#[derive(Default)]
+struct WakerFault {
+    /// Set (Release) once `payload` holds a panic; read (Acquire) by the receiver's slow path.
+    raised: AtomicBool,
+    payload: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+/// The guard around `waker` that the receiver's queue registers, kept in `cache` (made again
+/// only when the task's waker changes).
+fn guarded<'c>(
+    cache: &'c mut Option<(Waker, Waker)>,
+    fault: &Arc<WakerFault>,
+    waker: &Waker,
+) -> &'c Waker {
+    let fresh = match cache {
+        Some((inner, _)) => !inner.will_wake(waker),
+        None => true,
+    };
+    if fresh {
+        let guard = Waker::from(Arc::new(GuardedWaker {
+            inner: waker.clone(),
+            fault: Arc::clone(fault),
+        }));
+        *cache = Some((waker.clone(), guard));
+    }
+    match cache {
+        Some((_, guard)) => guard,
+        None => unreachable!("set above"),
+    }
+}
+
+/// The receiver's waker as the sender sees it: when the receiver's own waker panics on a wake
+/// from the sender's thread (`put`, `try_put`, `close`, or dropping the sender), the panic is
+/// caught here and handed to the receiver, which raises it at its next poll off the fast path,
+/// on its own side — as a stream delivers its consumer's waker panic. One allocation per
+/// distinct waker of the receiver (a task's waker is usually the same at every poll).
+struct GuardedWaker {
+    inner: Waker,
+    fault: Arc<WakerFault>,
+}
+
+impl std::task::Wake for GuardedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.inner.wake_by_ref())) {
+            let mut slot = self
+                .fault
+                .payload
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // The first panic is raised; a later one before the receiver looked is dropped here
+            // (the panic hook has reported it).
+            if slot.is_none() {
+                *slot = Some(payload);
+            }
+            drop(slot);
+            self.fault.raised.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// The channel is closed: `put` hands the item back; `get` finds it closed and drained.
@@ -189,6 +259,8 @@ impl<T: Send + 'static> FromThreadChannel<T> {
                 seat,
                 default_timeout: Duration::ZERO,
                 budget: RunBudget::new(),
+                guard: None,
+                fault: Arc::default(),
             },
         )
     }
@@ -219,6 +291,11 @@ impl<T> FromThreadChannel<T> {
     ///
     /// # Errors
     /// [`ChannelClosed`] once the sender has gone and every item has been received.
+    ///
+    /// # Panics
+    /// If a waker this receiver was polled with panicked when the sender woke it, that panic
+    /// is raised here, on the receiver's side, at a later poll (once; no item is lost), not
+    /// on the sender's thread. The same for the other receiving forms and the `Stream`.
     pub fn get(&mut self) -> Get<'_, T> {
         Get { channel: self }
     }
@@ -245,18 +322,42 @@ impl<T> FromThreadChannel<T> {
     /// goes to sleep (a poll that finds an item records nothing).
     #[inline(never)]
     fn poll_recv_slow(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if self.fault.raised.load(Ordering::Acquire) {
+            self.raise_waker_panic();
+        }
         let ticket = match self.budget.begin(cx) {
             Poll::Ready(Some(ticket)) => ticket,
             // Never: the receiver does not stop its budget.
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
-        let polled = self.rx.poll_recv(cx);
+        let polled = {
+            let waker = guarded(&mut self.guard, &self.fault, cx.waker());
+            self.rx.poll_recv(&mut Context::from_waker(waker))
+        };
         self.budget.end(&polled, ticket);
         if polled.is_pending() {
             self.seat.record();
         }
         polled
+    }
+
+    /// Raises, on the receiver's side, the panic its waker raised on the sender's.
+    #[cold]
+    fn raise_waker_panic(&mut self) -> ! {
+        let payload = self
+            .fault
+            .payload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.fault.raised.store(false, Ordering::Relaxed);
+        // The waker that panicked is not used again.
+        self.guard = None;
+        match payload {
+            Some(payload) => std::panic::resume_unwind(payload),
+            None => unreachable!("`raised` is set after the payload is stored"),
+        }
     }
 
     /// The next item, waiting at most `timeout` (the original's `get(timeout=…)`). A zero

@@ -442,6 +442,53 @@ fn panicking_waker_waiting_for_admission_does_not_kill_the_worker() {
     });
 }
 
+/// A `FromThreadChannel` receiver whose waker panics: the panic does not come out on the
+/// sender's thread (`put` and dropping the sender return normally, so a sender dropped while
+/// unwinding cannot abort the process); the receiver raises it at a later poll, and no item
+/// is lost.
+#[test]
+fn panicking_waker_of_a_channel_receiver_reaches_the_receiver() {
+    bounded("channel waker panic", || {
+        let (mut tx, mut rx) = aiothreads::FromThreadChannel::<u32>::new(4);
+        let (count, waker) = panicking_waker();
+        {
+            let mut get = rx.get();
+            assert!(poll_with(&mut get, &waker).is_pending());
+        }
+        let sender = thread::spawn(move || {
+            let put = catch_unwind(AssertUnwindSafe(|| tx.put(1)));
+            assert!(
+                matches!(put, Ok(Ok(()))),
+                "put: {:?}",
+                put.map_err(|p| message(&*p))
+            );
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(tx)));
+            assert!(dropped.is_ok(), "dropping the sender panicked");
+        });
+        sender.join().expect("the sender's thread");
+        assert_eq!(
+            count.0.load(SeqCst),
+            1,
+            "the receiver's waker was called once"
+        );
+        let (mut items, mut raised) = (Vec::new(), Vec::new());
+        loop {
+            let mut get = rx.get();
+            match catch_unwind(AssertUnwindSafe(|| poll_until_ready(&mut get))) {
+                Ok(Ok(item)) => items.push(item),
+                Ok(Err(_closed)) => break,
+                Err(payload) => raised.push(message(&*payload)),
+            }
+        }
+        assert_eq!(items, [1], "no item is lost");
+        assert_eq!(
+            raised,
+            ["injected waker panic"],
+            "raised once, on the receiver's side"
+        );
+    });
+}
+
 #[test]
 fn panicking_waker_of_a_stream_consumer() {
     bounded("waker panic in the ring", || {
