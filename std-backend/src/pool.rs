@@ -1247,6 +1247,13 @@ impl Builder {
     /// A job whose handle is dropped before it started leaves the queue at once and frees its
     /// place.
     ///
+    /// A place granted to a waiter is held for it until its task polls it again. A task that
+    /// blocks its thread while one of its own futures waits for a place (blocking inside one
+    /// branch of a `join!`: `tokio::task::block_in_place`, a nested `block_on`) never takes
+    /// the place it was granted, and every submitter after it waits too — a hang, as with
+    /// tokio's semaphore in the same shape. Do not block a task that also waits for this
+    /// pool's admission.
+    ///
     /// # Panics
     /// If `max` is `Some(0)`: a job must be able to wait in the queue, or no call would ever
     /// be admitted.
