@@ -342,21 +342,24 @@ impl<T> FromThreadChannel<T> {
         polled
     }
 
-    /// Raises, on the receiver's side, the panic its waker raised on the sender's.
+    /// Raises, on the receiver's side, the panic its waker raised on the sender's (if the
+    /// flag's panic is still there: a flag set again by a later panic, whose payload was
+    /// dropped because the slot was full, finds it empty and raises nothing).
     #[cold]
-    fn raise_waker_panic(&mut self) -> ! {
+    fn raise_waker_panic(&mut self) {
+        // The flag is cleared before the slot is emptied: a panic stored after the take sets
+        // it again and is raised at a later poll, not left in the slot unflagged.
+        self.fault.raised.store(false, Ordering::Relaxed);
         let payload = self
             .fault
             .payload
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.fault.raised.store(false, Ordering::Relaxed);
-        // The waker that panicked is not used again.
-        self.guard = None;
-        match payload {
-            Some(payload) => std::panic::resume_unwind(payload),
-            None => unreachable!("`raised` is set after the payload is stored"),
+        if let Some(payload) = payload {
+            // The waker that panicked is not used again.
+            self.guard = None;
+            std::panic::resume_unwind(payload);
         }
     }
 
