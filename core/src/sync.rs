@@ -242,3 +242,149 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     #[cfg(not(all(target_arch = "x86_64", not(miri), not(aiothreads_loom))))]
     let _ = ptr;
 }
+
+/// Copies `len` items from `src` to `dst` for the rings' slice operations: on x86_64 in
+/// 32-byte blocks the compiler keeps inline, elsewhere (and under Miri) with
+/// `copy_nonoverlapping`.
+///
+/// Why not always `copy_nonoverlapping`: for a batch of 256 `u64`s it becomes a call of the C
+/// library's `memcpy`, and on the Intel Xeon VM of PERFORMANCE.md glibc's AVX-512 variant
+/// (`__memmove_avx512_unaligned_erms`) made the two-thread batched case run at 0.65× rtrb's
+/// chunk API (380 against 540–730 M items/s), where the same copies as a loop of 32-byte
+/// blocks ran at 740–830 (64-byte blocks: 520–650, 16-byte: 560–620). The copies go into
+/// and out of lines the other thread just used; which part of the library routine suffers
+/// from that was not isolated. Cost: two 16-byte loads and stores per 32 bytes, a compare and
+/// an add; the tail (`len * size_of::<T>() % 32` bytes) is one `copy_nonoverlapping`.
+///
+/// # Safety
+/// As for `copy_nonoverlapping`: `src` valid for reads and `dst` for writes of `len` items,
+/// the two ranges disjoint. `T: Copy`, so a bitwise copy is a copy.
+#[inline(always)]
+pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        /// 32 bytes that may hold anything, padding and pointers included (no validity
+        /// requirement, and a typed copy of `MaybeUninit` keeps provenance).
+        type Block = core::mem::MaybeUninit<[u64; 4]>;
+        const BLOCK: usize = core::mem::size_of::<Block>();
+        let bytes = len * core::mem::size_of::<T>();
+        let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
+        let mut done = 0;
+        while bytes - done >= BLOCK {
+            // SAFETY: `done + BLOCK <= bytes`, inside both ranges (caller contract); unaligned
+            // accesses, so any item alignment is fine.
+            unsafe {
+                let block = src.add(done).cast::<Block>().read_unaligned();
+                dst.add(done).cast::<Block>().write_unaligned(block);
+                // An empty statement the compiler must keep in order: it stops the loop from
+                // being turned back into a `memcpy` call. It touches no memory, flags or stack.
+                core::arch::asm!("", options(nomem, nostack, preserves_flags));
+            }
+            done += BLOCK;
+        }
+        if done < bytes {
+            // SAFETY: the rest of both ranges (caller contract).
+            unsafe { core::ptr::copy_nonoverlapping(src.add(done), dst.add(done), bytes - done) };
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    // SAFETY: caller contract.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src, dst, len)
+    };
+}
+
+/// Whether the consumer's prefetch (`Raw::prefetch_ahead`) is issued on this CPU: on AMD
+/// processors only, read from `cpuid` (the vendor string) by [`detect_prefetch`] when a ring
+/// or queue is made, and cached in a static.
+///
+/// Measured in the same bench on both machines of PERFORMANCE.md: on the AMD EPYC VM the
+/// prefetch took a 1 024-slot stream of `u64` from about 175 to 220 M items/s; on the Intel
+/// Xeon VM it gained nothing between two threads (stream 230–236 against 238–248 M items/s,
+/// within the noise) and cost a one-thread drain a third (ring pop 774–818 against
+/// 526–546 M items/s, push + pop 497–506 against 390–405). Other vendors were not measured,
+/// so they get no prefetch.
+///
+/// Cost: one relaxed load of a static, only when a prefetch would be issued (once per line
+/// of slots), and no call: a call in a consumer's loop, even a cold one, changed how the
+/// compiler kept the consumer's fields and cost the two-thread rate a third on the Xeon.
+#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[inline(always)]
+pub(crate) fn prefetch_pays() -> bool {
+    PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == PREFETCH_ON
+}
+
+/// No prefetch off x86_64, under Miri and under loom ([`PREFETCHES`] is false there anyway).
+#[cfg(not(all(target_arch = "x86_64", not(miri), not(aiothreads_loom))))]
+#[inline(always)]
+pub(crate) fn prefetch_pays() -> bool {
+    false
+}
+
+/// [`prefetch_pays`]'s answer: 0 not read yet (no prefetch), [`PREFETCH_ON`] on an AMD
+/// processor, 2 on anything else.
+#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+static PREFETCH_STATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// The value of [`PREFETCH_STATE`] that turns the prefetch on.
+#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+const PREFETCH_ON: u8 = 1;
+
+/// Reads the CPU vendor for [`prefetch_pays`] if no ring did yet. Called where rings and
+/// queues are made, never per item. Racing first calls store the same value (Relaxed: a
+/// cached answer that guards nothing else). Cost after the first call: one relaxed load;
+/// the first `cpuid` is a hypervisor exit under a VM (about a microsecond).
+#[inline]
+pub(crate) fn detect_prefetch() {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+    if PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        read_vendor();
+    }
+}
+
+/// [`detect_prefetch`] the first time.
+#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[cold]
+#[inline(never)]
+fn read_vendor() {
+    // Leaf 0: EBX, EDX, ECX spell the vendor ("AuthenticAMD": "Auth", "enti", "cAMD").
+    #[allow(unused_unsafe)]
+    // SAFETY: `cpuid` exists on every x86_64 CPU, and leaf 0 on every CPU that has it.
+    let leaf = unsafe { core::arch::x86_64::__cpuid(0) };
+    let amd = leaf.ebx == u32::from_le_bytes(*b"Auth")
+        && leaf.edx == u32::from_le_bytes(*b"enti")
+        && leaf.ecx == u32::from_le_bytes(*b"cAMD");
+    let state = if amd { PREFETCH_ON } else { 2 };
+    PREFETCH_STATE.store(state, core::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod copy_tests {
+    use super::copy_items;
+
+    /// Copies `len` items of `T` made by `item` and checks every one arrived, with guards
+    /// after the destination untouched (the block loop and its tail cover exactly the range).
+    fn check<T: Copy + PartialEq + core::fmt::Debug>(len: usize, item: impl Fn(usize) -> T) {
+        let src: [T; 40] = core::array::from_fn(&item);
+        let guard = item(999);
+        let mut dst = [guard; 48];
+        // SAFETY: `len <= 40`: both ranges are inside their arrays, which are distinct.
+        unsafe { copy_items(src.as_ptr(), dst.as_mut_ptr(), len) };
+        assert_eq!(&dst[..len], &src[..len], "len {len}");
+        assert!(
+            dst[len..].iter().all(|&x| x == guard),
+            "len {len}: wrote past the end"
+        );
+    }
+
+    #[test]
+    fn copies_every_length_and_item_size_exactly() {
+        for len in 0..=40 {
+            check(len, |i| i as u8);
+            check(len, |i| [i as u8, (i * 7) as u8, (i * 13) as u8]);
+            check(len, |i| i as u64 * 0x0101_0101_0101);
+            check(len, |i| (i as u128) << 70 | i as u128);
+            check(len, |i| (i as u16, i as u8));
+        }
+    }
+}

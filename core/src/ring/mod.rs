@@ -378,8 +378,10 @@ impl<T> Raw<T> {
     /// the target may sit anywhere in its line: `line_span` covers that.
     ///
     /// Cost per item: a compare on the slot index (no memory access); once per cache line of
-    /// slots, the distance to `tail` and one prefetch instruction. x86_64 only; nothing
-    /// elsewhere, under Miri and under loom.
+    /// slots, the distance to `tail`, a load of a static and one prefetch instruction. x86_64
+    /// and AMD processors only (`sync::prefetch_pays`: on the Intel Xeon it cost a one-thread
+    /// drain a third and gained nothing between threads); nothing elsewhere, under Miri and
+    /// under loom.
     #[inline(always)]
     fn prefetch_ahead(&self, index: usize, head: usize, tail: usize) {
         let ahead = crate::sync::prefetch_ahead::<T>();
@@ -387,6 +389,7 @@ impl<T> Raw<T> {
             && ahead > 0
             && index.is_multiple_of(crate::sync::items_per_line::<T>())
             && self.distance(head, tail) > ahead + crate::sync::line_span::<T>()
+            && crate::sync::prefetch_pays()
         {
             // `ahead + line_span < distance <= cap`: the slot `ahead` positions on and every
             // slot that can share its line after it are published (those before it are too),
@@ -423,7 +426,7 @@ impl<T> Raw<T> {
         slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
     }
 
-    /// Copies `items` into the slots `index .. index + items.len()` (one `memcpy`: a slot has
+    /// Copies `items` into the slots `index .. index + items.len()` (`sync::copy_items`: a slot has
     /// the layout of `T`).
     ///
     /// # Safety
@@ -440,7 +443,7 @@ impl<T> Raw<T> {
         // slots are `cap` consecutive `T`s; the range is inside the buffer and vacant, so
         // nobody reads it meanwhile (caller contract), and `items` is a distinct allocation.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            crate::sync::copy_items(
                 items.as_ptr(),
                 self.slots.as_ptr().add(index).cast::<T>(),
                 items.len(),
@@ -453,7 +456,7 @@ impl<T> Raw<T> {
         }
     }
 
-    /// Copies the items of slots `index .. index + out.len()` into `out` (one `memcpy`).
+    /// Copies the items of slots `index .. index + out.len()` into `out` (`sync::copy_items`).
     ///
     /// # Safety
     /// `index + out.len() <= cap`, and the slots belong to the consumer's initialised region
@@ -468,7 +471,7 @@ impl<T> Raw<T> {
         // SAFETY: as in `copy_in`: consecutive initialised `T`s inside the buffer that the
         // producer does not write meanwhile (caller contract); `out` is a distinct allocation.
         unsafe {
-            core::ptr::copy_nonoverlapping(
+            crate::sync::copy_items(
                 self.slots.as_ptr().add(index).cast::<T>(),
                 out.as_mut_ptr(),
                 out.len(),
@@ -552,6 +555,7 @@ unsafe fn halves<'a, T>(
     raw: impl Fn() -> Raw<T>,
     owner: impl Fn() -> Owner<T>,
 ) -> (Producer<'a, T>, Consumer<'a, T>) {
+    crate::sync::detect_prefetch();
     let producer_raw = raw();
     let consumer_raw = raw();
     // Acquire: a previous pair of halves may have run on other threads; their last stores
@@ -1159,7 +1163,15 @@ impl<T> Consumer<'_, T> {
 
     /// A checkpoint reached by popping: counts it for the wake-up protocol, then as
     /// [`notify_producer`](Self::notify_producer).
-    #[inline]
+    ///
+    /// Out of line and cold, on purpose: inlined into a caller's `pop` loop, its call of
+    /// `notify_producer` made the compiler keep the header pointer for it by storing it to
+    /// the stack on every item (a third store per pop, beside `head` and the shared `head`).
+    /// On the Intel Xeon VM of PERFORMANCE.md, where the consumer's stores wait for the line
+    /// of `head` the producer keeps reading, that one store cost a third of the two-thread
+    /// rate (188 against 275–294 M items/s, rtrb 259–297 in the same runs).
+    #[cold]
+    #[inline(never)]
     fn checkpoint_reached(&mut self) {
         self.count_checkpoint();
         self.notify_producer();

@@ -452,6 +452,7 @@ pub fn channel_asymmetric<T>(
 }
 
 fn make<T>(heavy_barrier: Option<fn()>) -> (UnboundedProducer<T>, UnboundedConsumer<T>) {
+    crate::sync::detect_prefetch();
     let first = Segment::allocate();
     let cursor = Cursor::new(first);
     let shared = Arc::new(Shared {
@@ -874,7 +875,8 @@ impl<T> UnboundedConsumer<T> {
     /// Asks the CPU to start loading the slot two cache lines ahead, once per cache line of
     /// slots, when it is published and in the current segment (as the ring's consumer does;
     /// `sync::prefetch`). Cost per item: a compare on the position; once per line two more
-    /// and one prefetch instruction. x86_64 only.
+    /// and one prefetch instruction. x86_64 and AMD only, as in the ring
+    /// (`sync::prefetch_pays`).
     #[inline(always)]
     fn prefetch_ahead(&self) {
         let ahead = crate::sync::prefetch_ahead::<T>();
@@ -884,6 +886,7 @@ impl<T> UnboundedConsumer<T> {
             && pos.is_multiple_of(crate::sync::items_per_line::<T>())
             && self.cached_tail.wrapping_sub(pos) > ahead + crate::sync::line_span::<T>()
             && self.cursor.end.wrapping_sub(pos) > ahead
+            && crate::sync::prefetch_pays()
         {
             // `pos + ahead` is inside the current segment, which is live, and its whole line
             // is published (as in the ring: never pull a line the producer is still writing).
