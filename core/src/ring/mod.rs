@@ -1047,9 +1047,9 @@ impl<T> Consumer<'_, T> {
     pub fn pop(&mut self) -> Result<T, PopError> {
         // Cost: 1 Acquire load of `tail` only when the cached tail says empty, 1 Release store
         // of `head`, a compare with the checkpoint position; on x86_64 a compare, and once per
-        // cache line a prefetch of a published slot two lines ahead (`Raw::prefetch_ahead`); every
-        // `max(1, cap / 2)` pops a SeqCst fence and a Relaxed load (plus a wake if the
-        // producer waits). No RMW otherwise.
+        // cache line (on AMD processors) a prefetch of a published slot two lines ahead
+        // (`Raw::prefetch_ahead`); every `max(1, cap / 2)` pops, out of line, a SeqCst fence
+        // and a Relaxed load (plus a wake if the producer waits). No RMW otherwise.
         self.ready()?;
         let index = self.raw.index(self.head);
         // SAFETY: `ready` established `head != tail`: the slot of `head` is initialised and
