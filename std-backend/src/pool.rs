@@ -1290,7 +1290,8 @@ impl Builder {
     /// waking a thread on an idle CPU is slow: on the Intel Xeon VM of PERFORMANCE.md (a
     /// park/unpark round trip of 40–59 µs) a worker spinning after its delivery made the
     /// awaiting thread's wake-up cost about 40 µs, and 100 µs jobs took 1.2× as long per call
-    /// as with `spawn_blocking`; with zero, within 1–3 %.
+    /// as with `spawn_blocking`; with zero (and the default thread count: with one thread
+    /// every hand-off wakes an idle vCPU, 1.5×), within 1–3 %.
     ///
     /// # Examples
     /// ```
