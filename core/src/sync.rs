@@ -308,14 +308,25 @@ pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize)
 /// Cost: one relaxed load of a static, only when a prefetch would be issued (once per line
 /// of slots), and no call: a call in a consumer's loop, even a cold one, changed how the
 /// compiler kept the consumer's fields and cost the two-thread rate a third on the Xeon.
-#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[cfg(all(
+    target_arch = "x86_64",
+    not(miri),
+    not(aiothreads_loom),
+    not(target_env = "sgx")
+))]
 #[inline(always)]
 pub(crate) fn prefetch_pays() -> bool {
     PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == PREFETCH_ON
 }
 
-/// No prefetch off x86_64, under Miri and under loom ([`PREFETCHES`] is false there anyway).
-#[cfg(not(all(target_arch = "x86_64", not(miri), not(aiothreads_loom))))]
+/// No prefetch off x86_64, under Miri and under loom ([`PREFETCHES`] is false there anyway),
+/// and none in an SGX enclave, where `cpuid` is not allowed.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    not(miri),
+    not(aiothreads_loom),
+    not(target_env = "sgx")
+)))]
 #[inline(always)]
 pub(crate) fn prefetch_pays() -> bool {
     false
@@ -323,11 +334,21 @@ pub(crate) fn prefetch_pays() -> bool {
 
 /// [`prefetch_pays`]'s answer: 0 not read yet (no prefetch), [`PREFETCH_ON`] on an AMD
 /// processor, 2 on anything else.
-#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[cfg(all(
+    target_arch = "x86_64",
+    not(miri),
+    not(aiothreads_loom),
+    not(target_env = "sgx")
+))]
 static PREFETCH_STATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 /// The value of [`PREFETCH_STATE`] that turns the prefetch on.
-#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[cfg(all(
+    target_arch = "x86_64",
+    not(miri),
+    not(aiothreads_loom),
+    not(target_env = "sgx")
+))]
 const PREFETCH_ON: u8 = 1;
 
 /// Reads the CPU vendor for [`prefetch_pays`] if no ring did yet. Called where rings and
@@ -336,14 +357,24 @@ const PREFETCH_ON: u8 = 1;
 /// the first `cpuid` is a hypervisor exit under a VM (about a microsecond).
 #[inline]
 pub(crate) fn detect_prefetch() {
-    #[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(miri),
+        not(aiothreads_loom),
+        not(target_env = "sgx")
+    ))]
     if PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == 0 {
         read_vendor();
     }
 }
 
 /// [`detect_prefetch`] the first time.
-#[cfg(all(target_arch = "x86_64", not(miri), not(aiothreads_loom)))]
+#[cfg(all(
+    target_arch = "x86_64",
+    not(miri),
+    not(aiothreads_loom),
+    not(target_env = "sgx")
+))]
 #[cold]
 #[inline(never)]
 fn read_vendor() {
