@@ -243,24 +243,38 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
+/// Which side of a [`copy_items`] is the ring's slot buffer, whose cache lines the other
+/// thread uses: the copy aligns its blocks to that side.
+#[derive(Clone, Copy)]
+pub(crate) enum RingSide {
+    /// Copying out of the ring (`pop_slice`).
+    Source,
+    /// Copying into the ring (`push_slice`).
+    Destination,
+}
+
 /// Copies `len` items from `src` to `dst` for the rings' slice operations: on x86_64 in
-/// 32-byte blocks the compiler keeps inline, elsewhere (and under Miri) with
-/// `copy_nonoverlapping`.
+/// 32-byte blocks the compiler keeps inline, aligned on the ring's side; elsewhere (and under
+/// Miri) with `copy_nonoverlapping`.
 ///
 /// Why not always `copy_nonoverlapping`: for a batch of 256 `u64`s it becomes a call of the C
 /// library's `memcpy`, and on the Intel Xeon VM of PERFORMANCE.md glibc's AVX-512 variant
 /// (`__memmove_avx512_unaligned_erms`) made the two-thread batched case run at 0.65× rtrb's
 /// chunk API (380 against 540–730 M items/s), where the same copies as a loop of 32-byte
-/// blocks ran at 740–830 (64-byte blocks: 520–650, 16-byte: 560–620). The copies go into
-/// and out of lines the other thread just used; which part of the library routine suffers
-/// from that was not isolated. Cost: two 16-byte loads and stores per 32 bytes, a compare and
-/// an add; the tail (`len * size_of::<T>() % 32` bytes) is one `copy_nonoverlapping`.
+/// blocks ran at 740–830 (64-byte blocks: 520–650, 16-byte: 560–620). Why the blocks are
+/// aligned on the ring's side: the slot buffer starts wherever the allocator put it (16-byte
+/// alignment), and when it is not 32-byte aligned every other block straddles two cache lines
+/// of the ring, which the other thread is writing or reading: 243–276 M items/s against 588
+/// for the same loop on a buffer at 32 modulo 64 (before this alignment; the full bench runs S
+/// and U fell into it, the filtered runs did not). Cost: two 16-byte loads and stores per 32
+/// bytes, a compare and an add; up to 31 bytes before the first block and the tail are one
+/// `copy_nonoverlapping` each.
 ///
 /// # Safety
 /// As for `copy_nonoverlapping`: `src` valid for reads and `dst` for writes of `len` items,
 /// the two ranges disjoint. `T: Copy`, so a bitwise copy is a copy.
 #[inline(always)]
-pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize) {
+pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize, ring: RingSide) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         /// 32 bytes that may hold anything, padding and pointers included (no validity
@@ -269,7 +283,16 @@ pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize)
         const BLOCK: usize = core::mem::size_of::<Block>();
         let bytes = len * core::mem::size_of::<T>();
         let (src, dst) = (src.cast::<u8>(), dst.cast::<u8>());
-        let mut done = 0;
+        // Bytes before the ring's side reaches a 32-byte boundary (all of them if fewer).
+        let to_boundary = match ring {
+            RingSide::Source => src.align_offset(BLOCK),
+            RingSide::Destination => dst.align_offset(BLOCK),
+        };
+        let mut done = to_boundary.min(bytes);
+        if done > 0 {
+            // SAFETY: the first `done <= bytes` bytes of both ranges (caller contract).
+            unsafe { core::ptr::copy_nonoverlapping(src, dst, done) };
+        }
         while bytes - done >= BLOCK {
             // SAFETY: `done + BLOCK <= bytes`, inside both ranges (caller contract); unaligned
             // accesses, so any item alignment is fine.
@@ -288,10 +311,11 @@ pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize)
         }
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    // SAFETY: caller contract.
-    unsafe {
-        core::ptr::copy_nonoverlapping(src, dst, len)
-    };
+    {
+        let _ = ring;
+        // SAFETY: caller contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    }
 }
 
 /// Whether the consumer's prefetch (`Raw::prefetch_ahead`) is issued on this CPU: on AMD
@@ -391,21 +415,30 @@ fn read_vendor() {
 
 #[cfg(test)]
 mod copy_tests {
-    use super::copy_items;
+    use super::{copy_items, RingSide};
 
     /// Copies `len` items of `T` made by `item` and checks every one arrived, with guards
     /// after the destination untouched (the block loop and its tail cover exactly the range).
     fn check<T: Copy + PartialEq + core::fmt::Debug>(len: usize, item: impl Fn(usize) -> T) {
-        let src: [T; 40] = core::array::from_fn(&item);
+        let src: [T; 48] = core::array::from_fn(&item);
         let guard = item(999);
-        let mut dst = [guard; 48];
-        // SAFETY: `len <= 40`: both ranges are inside their arrays, which are distinct.
-        unsafe { copy_items(src.as_ptr(), dst.as_mut_ptr(), len) };
-        assert_eq!(&dst[..len], &src[..len], "len {len}");
-        assert!(
-            dst[len..].iter().all(|&x| x == guard),
-            "len {len}: wrote past the end"
-        );
+        // Every start offset within a block on both sides, aligning either side.
+        for (from, to) in [(0, 0), (1, 0), (0, 1), (3, 5), (7, 2)] {
+            for ring in [RingSide::Source, RingSide::Destination] {
+                let mut dst = [guard; 56];
+                // SAFETY: `from + len <= 47` and `to + len <= 47`: both ranges are inside
+                // their arrays, which are distinct.
+                unsafe { copy_items(src[from..].as_ptr(), dst[to..].as_mut_ptr(), len, ring) };
+                assert_eq!(&dst[to..to + len], &src[from..from + len], "len {len}");
+                assert!(
+                    dst[..to]
+                        .iter()
+                        .chain(&dst[to + len..])
+                        .all(|&x| x == guard),
+                    "len {len}: wrote outside the range"
+                );
+            }
+        }
     }
 
     #[test]

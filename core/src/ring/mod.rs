@@ -447,6 +447,7 @@ impl<T> Raw<T> {
                 items.as_ptr(),
                 self.slots.as_ptr().add(index).cast::<T>(),
                 items.len(),
+                crate::sync::RingSide::Destination,
             )
         };
         #[cfg(aiothreads_loom)]
@@ -475,6 +476,7 @@ impl<T> Raw<T> {
                 self.slots.as_ptr().add(index).cast::<T>(),
                 out.as_mut_ptr(),
                 out.len(),
+                crate::sync::RingSide::Source,
             )
         };
         #[cfg(aiothreads_loom)]
