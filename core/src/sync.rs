@@ -332,111 +332,113 @@ pub(crate) unsafe fn copy_items<T: Copy>(src: *const T, dst: *mut T, len: usize,
 /// Cost: one relaxed load of a static, only when a prefetch would be issued (once per line
 /// of slots), and no call: a call in a consumer's loop, even a cold one, changed how the
 /// compiler kept the consumer's fields and cost the two-thread rate a third on the Xeon.
+pub(crate) use vendor::{detect_prefetch, prefetch_pays};
+
+/// [`prefetch_pays`] and [`detect_prefetch`] where `cpuid` can be read: x86_64, not under
+/// Miri or loom, and not in an SGX enclave (where `cpuid` is not allowed).
 #[cfg(all(
     target_arch = "x86_64",
     not(miri),
     not(aiothreads_loom),
     not(target_env = "sgx")
 ))]
-#[inline(always)]
-pub(crate) fn prefetch_pays() -> bool {
-    PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == PREFETCH_ON
+mod vendor {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    /// Not read yet: no prefetch meanwhile.
+    const UNKNOWN: u8 = 0;
+    /// An AMD processor: prefetch.
+    const PREFETCH: u8 = 1;
+    /// Any other vendor: no prefetch.
+    const NO_PREFETCH: u8 = 2;
+
+    /// The cached answer (Relaxed everywhere: a hint that guards no other memory).
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// See [`super::prefetch_pays`].
+    #[inline(always)]
+    pub(crate) fn prefetch_pays() -> bool {
+        STATE.load(Ordering::Relaxed) == PREFETCH
+    }
+
+    /// Reads the CPU vendor if no ring did yet. Called where rings and queues are made, never
+    /// per item. Racing first calls store the same value. Cost after the first call: one
+    /// relaxed load; the first `cpuid` is a hypervisor exit under a VM (about a microsecond).
+    #[inline]
+    pub(crate) fn detect_prefetch() {
+        if STATE.load(Ordering::Relaxed) == UNKNOWN {
+            read_vendor();
+        }
+    }
+
+    /// [`detect_prefetch`] the first time.
+    #[cold]
+    #[inline(never)]
+    fn read_vendor() {
+        // Leaf 0: EBX, EDX, ECX spell the vendor ("AuthenticAMD": "Auth", "enti", "cAMD").
+        #[allow(unused_unsafe)]
+        // SAFETY: `cpuid` exists on every x86_64 CPU, and leaf 0 on every CPU that has it;
+        // SGX enclaves, which forbid it, are excluded by this module's cfg.
+        let leaf = unsafe { core::arch::x86_64::__cpuid(0) };
+        let amd = leaf.ebx == u32::from_le_bytes(*b"Auth")
+            && leaf.edx == u32::from_le_bytes(*b"enti")
+            && leaf.ecx == u32::from_le_bytes(*b"cAMD");
+        STATE.store(if amd { PREFETCH } else { NO_PREFETCH }, Ordering::Relaxed);
+    }
 }
 
-/// No prefetch off x86_64, under Miri and under loom ([`PREFETCHES`] is false there anyway),
-/// and none in an SGX enclave, where `cpuid` is not allowed.
+/// Everywhere else: never a prefetch ([`PREFETCHES`] is false off x86_64, under Miri and
+/// under loom anyway), nothing to detect.
 #[cfg(not(all(
     target_arch = "x86_64",
     not(miri),
     not(aiothreads_loom),
     not(target_env = "sgx")
 )))]
-#[inline(always)]
-pub(crate) fn prefetch_pays() -> bool {
-    false
-}
-
-/// [`prefetch_pays`]'s answer: 0 not read yet (no prefetch), [`PREFETCH_ON`] on an AMD
-/// processor, 2 on anything else.
-#[cfg(all(
-    target_arch = "x86_64",
-    not(miri),
-    not(aiothreads_loom),
-    not(target_env = "sgx")
-))]
-static PREFETCH_STATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
-
-/// The value of [`PREFETCH_STATE`] that turns the prefetch on.
-#[cfg(all(
-    target_arch = "x86_64",
-    not(miri),
-    not(aiothreads_loom),
-    not(target_env = "sgx")
-))]
-const PREFETCH_ON: u8 = 1;
-
-/// Reads the CPU vendor for [`prefetch_pays`] if no ring did yet. Called where rings and
-/// queues are made, never per item. Racing first calls store the same value (Relaxed: a
-/// cached answer that guards nothing else). Cost after the first call: one relaxed load;
-/// the first `cpuid` is a hypervisor exit under a VM (about a microsecond).
-#[inline]
-pub(crate) fn detect_prefetch() {
-    #[cfg(all(
-        target_arch = "x86_64",
-        not(miri),
-        not(aiothreads_loom),
-        not(target_env = "sgx")
-    ))]
-    if PREFETCH_STATE.load(core::sync::atomic::Ordering::Relaxed) == 0 {
-        read_vendor();
+mod vendor {
+    /// See [`super::prefetch_pays`].
+    #[inline(always)]
+    pub(crate) fn prefetch_pays() -> bool {
+        false
     }
-}
 
-/// [`detect_prefetch`] the first time.
-#[cfg(all(
-    target_arch = "x86_64",
-    not(miri),
-    not(aiothreads_loom),
-    not(target_env = "sgx")
-))]
-#[cold]
-#[inline(never)]
-fn read_vendor() {
-    // Leaf 0: EBX, EDX, ECX spell the vendor ("AuthenticAMD": "Auth", "enti", "cAMD").
-    #[allow(unused_unsafe)]
-    // SAFETY: `cpuid` exists on every x86_64 CPU, and leaf 0 on every CPU that has it.
-    let leaf = unsafe { core::arch::x86_64::__cpuid(0) };
-    let amd = leaf.ebx == u32::from_le_bytes(*b"Auth")
-        && leaf.edx == u32::from_le_bytes(*b"enti")
-        && leaf.ecx == u32::from_le_bytes(*b"cAMD");
-    let state = if amd { PREFETCH_ON } else { 2 };
-    PREFETCH_STATE.store(state, core::sync::atomic::Ordering::Relaxed);
+    /// See [`super::detect_prefetch`].
+    #[inline(always)]
+    pub(crate) fn detect_prefetch() {}
 }
 
 #[cfg(test)]
 mod copy_tests {
     use super::{copy_items, RingSide};
 
-    /// Copies `len` items of `T` made by `item` and checks every one arrived, with guards
-    /// after the destination untouched (the block loop and its tail cover exactly the range).
+    /// Copies `len` items of `T` made by `item` from every start offset within a block
+    /// (0–31 items on the source side, so every byte offset for `u8`; a handful under Miri,
+    /// which takes the `copy_nonoverlapping` path anyway) into several destination offsets,
+    /// aligning either side, and checks every item arrived and nothing around the range moved.
     fn check<T: Copy + PartialEq + core::fmt::Debug>(len: usize, item: impl Fn(usize) -> T) {
-        let src: [T; 48] = core::array::from_fn(&item);
+        let src: [T; 72] = core::array::from_fn(&item);
         let guard = item(999);
-        // Every start offset within a block on both sides, aligning either side.
-        for (from, to) in [(0, 0), (1, 0), (0, 1), (3, 5), (7, 2)] {
-            for ring in [RingSide::Source, RingSide::Destination] {
-                let mut dst = [guard; 56];
-                // SAFETY: `from + len <= 47` and `to + len <= 47`: both ranges are inside
-                // their arrays, which are distinct.
-                unsafe { copy_items(src[from..].as_ptr(), dst[to..].as_mut_ptr(), len, ring) };
-                assert_eq!(&dst[to..to + len], &src[from..from + len], "len {len}");
-                assert!(
-                    dst[..to]
-                        .iter()
-                        .chain(&dst[to + len..])
-                        .all(|&x| x == guard),
-                    "len {len}: wrote outside the range"
-                );
+        let (froms, tos): (_, &[usize]) = if cfg!(miri) {
+            (0..2, &[0, 5])
+        } else {
+            (0..32, &[0, 1, 5, 17, 31])
+        };
+        for from in froms {
+            for &to in tos {
+                for ring in [RingSide::Source, RingSide::Destination] {
+                    let mut dst = [guard; 80];
+                    // SAFETY: `from + len <= 71` and `to + len <= 71`: both ranges are inside
+                    // their arrays, which are distinct.
+                    unsafe { copy_items(src[from..].as_ptr(), dst[to..].as_mut_ptr(), len, ring) };
+                    assert_eq!(&dst[to..to + len], &src[from..from + len], "len {len}");
+                    assert!(
+                        dst[..to]
+                            .iter()
+                            .chain(&dst[to + len..])
+                            .all(|&x| x == guard),
+                        "len {len} from {from} to {to}: wrote outside the range"
+                    );
+                }
             }
         }
     }

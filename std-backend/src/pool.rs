@@ -1289,9 +1289,9 @@ impl Builder {
     /// Zero suits a pool whose jobs are long and awaited one at a time on a machine where
     /// waking a thread on an idle CPU is slow: on the Intel Xeon VM of PERFORMANCE.md (a
     /// park/unpark round trip of 40–59 µs) a worker spinning after its delivery made the
-    /// awaiting thread's wake-up cost about 40 µs, and 100 µs jobs took 1.2× as long per call
-    /// as with `spawn_blocking`; with zero (and the default thread count: with one thread
-    /// every hand-off wakes an idle vCPU, 1.5×), within 1–3 %.
+    /// awaiting thread's wake-up cost about 40 µs, and 100 µs jobs took 1.14–1.3× as long per
+    /// call as with `spawn_blocking`; with zero and the default thread count, within 1–3 % in
+    /// most runs of an outside harness (with zero and one thread, 1.5×).
     ///
     /// # Examples
     /// ```
