@@ -1286,12 +1286,14 @@ impl Builder {
     /// to a quarter of the measured cycle (see the crate docs); with zero no worker spins, so
     /// no awaited job yields either. This is the crate's one spin knob.
     ///
-    /// Zero suits a pool whose jobs are long and awaited one at a time on a machine where
-    /// waking a thread on an idle CPU is slow: on the Intel Xeon VM of PERFORMANCE.md (a
-    /// park/unpark round trip of 40–59 µs) a worker spinning after its delivery made the
-    /// awaiting thread's wake-up cost about 40 µs, and 100 µs jobs took 1.14–1.3× as long per
-    /// call as with `spawn_blocking`; with zero and the default thread count, within 1–3 % in
-    /// most runs of an outside harness (with zero and one thread, 1.5×).
+    /// Zero may suit a pool whose jobs are long and awaited one at a time on a machine where
+    /// waking a thread on an idle CPU is slow. On the Intel Xeon VM of PERFORMANCE.md (idle
+    /// vCPUs halt at once; waking a thread on one takes 30–40 µs) a worker spinning after its
+    /// delivery stays on its vCPU, so the awaiting thread is woken on the other one, and
+    /// 100 µs jobs took 1.14–1.3× as long per call as with `spawn_blocking`; with zero and the
+    /// default thread count 0.96–1.14× (the threads then often share one vCPU, as
+    /// `spawn_blocking`'s do), with zero and one thread 1.26–1.40×. Where waking is cheap the
+    /// default does well with such jobs too (0.98–0.99× the faster peer on the AMD EPYC VM).
     ///
     /// # Examples
     /// ```
