@@ -218,6 +218,7 @@ fn roundtrip(report: &mut Report, rt: &Runtime) {
         );
         let (wall, cpu) = add_wall_cpu(report, &case, &samples, n);
         if us == 100 {
+            phases(report, rt, us);
             report.goal(
                 "round trip, 100 µs job, tokio current-thread: wall ≤ 1.0× the faster peer",
                 wall[0] / wall[1].min(wall[2]),
@@ -232,6 +233,59 @@ fn roundtrip(report: &mut Report, rt: &Runtime) {
             );
         }
     }
+}
+
+/// Where a round trip with a `us` µs job spends its time beyond the job, per contender: from
+/// the submission to the job's start, and from the job's end to the awaiting task running
+/// again (every call's gaps, one run of `n` calls each, after the timed samples; the same
+/// clock on both sides). A diagnostic, not a goal: on a VM whose idle vCPUs halt, the second
+/// phase shows whether the awaiting thread was woken where the job ran or on a halted vCPU
+/// (PERFORMANCE.md, the Intel Xeon section).
+fn phases(report: &mut Report, rt: &Runtime, us: u64) {
+    let n = size(1_000, 200);
+    let base = Instant::now();
+    let job = move || {
+        let start = base.elapsed();
+        busy(0, us);
+        (start, base.elapsed())
+    };
+    let ours = phase_gaps(rt, n, base, || aiothreads::Call::new(job));
+    let tokio = phase_gaps(rt, n, base, || async {
+        tokio::task::spawn_blocking(job).await.expect("job")
+    });
+    let unblock = phase_gaps(rt, n, base, || blocking::unblock(job));
+    let case = format!(
+        "pool round trip phases: a {us} µs job awaited at a time, under tokio current-thread"
+    );
+    let all = [(OURS_CALL, &ours), (TOKIO, &tokio), (BLOCKING, &unblock)];
+    for (name, (to_start, _)) in all {
+        report.add(&case, name, "submission → job start", "µs", to_start);
+    }
+    for (name, (_, to_resume)) in all {
+        report.add(&case, name, "job end → task resumed", "µs", to_resume);
+    }
+}
+
+/// `n` sequential calls made by `spawn`, whose jobs return their start and end on the clock
+/// `base`; returns the gaps submission → start and end → resumption, in µs.
+fn phase_gaps<H: Future<Output = (Duration, Duration)>>(
+    rt: &Runtime,
+    n: usize,
+    base: Instant,
+    spawn: impl Fn() -> H,
+) -> (Vec<f64>, Vec<f64>) {
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    rt.block_on(async {
+        let (mut to_start, mut to_resume) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let submitted = base.elapsed();
+            let (start, end) = spawn().await;
+            let resumed = base.elapsed();
+            to_start.push(micros(start.saturating_sub(submitted)));
+            to_resume.push(micros(resumed.saturating_sub(end)));
+        }
+        (to_start, to_resume)
+    })
 }
 
 /// Per-call cost against the number of calls in flight, under a tokio current-thread
