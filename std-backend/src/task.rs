@@ -359,8 +359,11 @@ impl<R> JoinHandle<R> {
 
 impl<R: Send + 'static> JoinHandle<R> {
     /// Lets the job run to completion with nobody waiting for it. Its result is dropped on the
-    /// thread that ran it; a panic is reported by the panic hook (printed to stderr by the
-    /// default hook), never silently lost.
+    /// thread that runs it — or here, inside `detach`, if the job has finished already. Either
+    /// way a panic in the result's `Drop` is reported by the panic hook (printed to stderr by
+    /// the default hook) and never unwinds into the caller: fire-and-forget does not fail
+    /// the task that fires. (Dropping the handle instead drops a finished job's result like
+    /// any value: a panic of its `Drop` surfaces there.)
     ///
     /// # Examples
     /// ```
@@ -373,7 +376,12 @@ impl<R: Send + 'static> JoinHandle<R> {
     /// }
     /// ```
     pub fn detach(mut self) {
-        self.task = None;
+        if let Some(task) = self.task.take() {
+            // Not cancelled: the job runs on. If it has finished, this is its last reference
+            // and its result drops here, quietly, as the docs promise (the worker's drop of a
+            // result is caught by its own `catch_unwind`).
+            drop_quietly(task);
+        }
     }
 
     /// A future of the job's outcome as a `Result`, never panicking for a failed job.

@@ -315,6 +315,59 @@ fn panicking_result_drop_in_the_slot() {
     });
 }
 
+/// `detach` promises fire-and-forget: a finished job's result dropped inside it (the handle
+/// held the last reference) must not unwind into the caller; found by a stress program whose
+/// detaching task died of it.
+#[test]
+fn panicking_result_drop_after_detach_stays_out_of_the_caller() {
+    bounded("drop panic after detach", || {
+        let pool = Pool::builder().max_threads(1).build();
+        let drops = drop_counters(2);
+        for id in 0..2 {
+            let d = drops.clone();
+            let h = pool.spawn(move || Bomb {
+                id,
+                panics: true,
+                drops: d,
+            });
+            wait_for("the result", || h.is_finished());
+            if id == 1 {
+                // Let the worker drop its reference, so that the handle's is the last one
+                // (the other case, id 0, usually leaves the drop to the worker).
+                thread::sleep(Duration::from_millis(50));
+            }
+            catch_unwind(AssertUnwindSafe(|| h.detach())).expect("detach() must not unwind");
+            wait_for("the result's drop", || drops[id].load(SeqCst) == 1);
+        }
+        // From inside a task: the task lives on.
+        let d = drops.clone();
+        let out = block_on(async move {
+            let h = aiothreads::spawn(move || Bomb {
+                id: 0,
+                panics: true,
+                drops: d,
+            });
+            while !h.is_finished() {
+                // Yield once: wake this task and return `Pending`.
+                let mut yielded = false;
+                futures::future::poll_fn(|cx| {
+                    if std::mem::replace(&mut yielded, true) {
+                        return Poll::Ready(());
+                    }
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                })
+                .await;
+            }
+            thread::sleep(Duration::from_millis(50));
+            h.detach();
+            "the task finished"
+        });
+        assert_eq!(out, "the task finished");
+        assert_pool_intact(&pool, 1);
+    });
+}
+
 #[test]
 fn panicking_closure_drop_when_queued_jobs_are_cancelled() {
     bounded("closure drop panic at shutdown", || {
