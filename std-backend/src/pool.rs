@@ -4,7 +4,7 @@
 //! # Design
 //! One `Mutex<State>` (the queue and the thread counters) and a `Condvar` for idle workers, as
 //! in smol's `blocking` and tokio's blocking pool, plus two atomics read without the lock:
-//! `queued` (a mirror of the queue length) and `spinning`.
+//! `queued` (non-zero while jobs are queued) and `spinning`.
 //!
 //! - **Workers spin before they park**, for [`Builder::spin`] (default: about one measured
 //!   sleep/wake cycle of this machine; the crate's one spin policy, see `backoff.rs`),
@@ -50,10 +50,11 @@
 //!   [`JoinError::SpawnFailed`](crate::JoinError::SpawnFailed) instead of hanging.
 //!
 //! # Per-call cost
-//! Submit: 1 lock/unlock, 1 relaxed store, 1 relaxed load, no notify when a worker spins
-//! (a bounded pool adds its gate's lock). Worker: 1 lock/unlock to pop; claiming the next
-//! call costs 2 relaxed loads and 1 relaxed read-modify-write (the same one its spin would
-//! have paid, done earlier).
+//! Submit: 1 lock/unlock, 1 relaxed load, 1 relaxed store only when the queue was empty, no
+//! notify when a worker spins (a bounded pool adds its gate's lock). Worker: 1 lock/unlock
+//! to pop, 1 relaxed store only when it empties the queue; claiming the next call costs 2
+//! relaxed loads and 1 relaxed read-modify-write (the same one its spin would have paid, done
+//! earlier).
 
 use core::num::NonZeroUsize;
 use core::panic::AssertUnwindSafe;
@@ -130,7 +131,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     work_cv: Condvar,
     exit_cv: Condvar,
-    /// Mirror of `state.queue.len()`, written under the lock, read by spinning workers.
+    /// Non-zero exactly when `state.queue` holds a job: written under the lock, and only
+    /// when the queue turns empty or non-empty (`set_queued`), so that a deep queue's pushes
+    /// and pops leave the line alone; read by spinning workers. Its value is not the length.
     queued: AtomicUsize,
     /// Workers currently spinning (not holding the lock, not parked).
     spinning: AtomicUsize,
@@ -238,7 +241,7 @@ impl Withdraw for Shared {
         let Some(q) = st.queue.remove(i) else {
             return;
         };
-        self.queued.store(st.queue.len(), Ordering::Relaxed);
+        self.set_queued(st.queue.len() + 1, st.queue.len());
         drop(st);
         if q.place {
             if let Some(gate) = &self.gate {
@@ -334,15 +337,15 @@ impl Shared {
         }
         st.queue.push_back(Queued { job, place });
         let len = st.queue.len();
-        // The spinners are counted *before* the job is published to them: a spinner that sees
+        // The spinners are counted *before* the job is published to them (the queue turning
+        // non-empty, `set_queued`; a queue that held jobs was published): a spinner that sees
         // `queued` rise stops counting itself at once, and counted after the store it would
         // look absent, so that the submission woke or started a worker for a job the spinner
         // then takes (a needless thread, seen in debug builds). Counted before, it is still
         // spinning or about to take the lock we hold; either way it takes the queue's jobs
         // after us (see `untaken`). Relaxed: a hint; a wrong guess costs one window of yields.
         let spinning = self.spinning.load(Ordering::Relaxed);
-        // Relaxed: read by spinners as a hint; they take the lock before acting on it.
-        self.queued.store(len, Ordering::Relaxed);
+        self.set_queued(len - 1, len);
         let spinner_takes_it = len <= spinning;
         if self.untaken_with(&st, spinning) {
             self.wake_or_spawn(&mut st, &mut deferred);
@@ -363,6 +366,18 @@ impl Shared {
     /// [`untaken`](Self::untaken) with `spinning` read by the caller (under the lock).
     fn untaken_with(&self, st: &State, spinning: usize) -> bool {
         st.queue.len() > spinning + st.notified + st.starting
+    }
+
+    /// Keeps `queued` non-zero exactly while the queue holds a job, after the queue (under the
+    /// lock, as every change of it) went from `before` to `after` jobs. Stores only when the
+    /// queue turns empty or non-empty: a submission to a queue that already holds jobs, or a
+    /// pop that leaves some, touches nothing but the lock's lines (with 100 000 calls in
+    /// flight, one shared line less per push and per pop).
+    fn set_queued(&self, before: usize, after: usize) {
+        if (before == 0) != (after == 0) {
+            // Relaxed: read by spinners as a hint; they take the lock before acting on it.
+            self.queued.store(after, Ordering::Relaxed);
+        }
     }
 
     /// Wakes a parked worker, or starts a new one if none is parked and the pool may grow.
@@ -390,11 +405,12 @@ impl Shared {
             st.threads -= 1;
             st.starting -= 1;
             if st.threads == 0 {
+                let before = st.queue.len();
                 for q in st.queue.drain(..) {
                     deferred.leave += usize::from(q.place);
                     deferred.fail.push(q.job);
                 }
-                self.queued.store(0, Ordering::Relaxed);
+                self.set_queued(before, 0);
                 deferred.spawn_error = Some(e);
             }
         }
@@ -437,7 +453,7 @@ impl Shared {
                 false => st.queue.pop_front(),
             } {
                 let left = st.queue.len();
-                self.queued.store(left, Ordering::Relaxed);
+                self.set_queued(left + 1, left);
                 let mut deferred = Deferred {
                     leave: usize::from(place),
                     ..Deferred::default()
@@ -643,8 +659,9 @@ impl Shared {
         if !st.shutdown {
             st.shutdown = true;
             self.shutdown.store(true, Ordering::Relaxed);
+            let before = st.queue.len();
             cancelled.extend(st.queue.drain(..));
-            self.queued.store(0, Ordering::Relaxed);
+            self.set_queued(before, 0);
             self.work_cv.notify_all();
         }
         drop(st);
@@ -1476,6 +1493,63 @@ mod spinner_place_tests {
         shared.queued.store(1, Ordering::Relaxed);
         assert_eq!(shared.with_spinner_place(|_| ()), None);
         shared.queued.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(aiothreads_loom)))]
+mod queued_flag_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// `queued` is written only when the queue turns empty or non-empty: it must still be
+    /// non-zero exactly while jobs wait, through submissions, withdrawals, pops and shutdown.
+    #[test]
+    fn queued_is_nonzero_exactly_while_jobs_wait() {
+        let pool = Builder::new()
+            .max_threads(1)
+            .max_queued(Some(8))
+            .spin(Duration::ZERO)
+            .build();
+        let shared = pool.owner.shared.clone();
+        let queued = || shared.queued.load(Ordering::Relaxed) != 0;
+        let block = |pool: &Pool| {
+            let (started_tx, started) = mpsc::channel();
+            let (release, release_rx) = mpsc::channel::<()>();
+            let h = pool.spawn(move || {
+                started_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+            });
+            started.recv().unwrap();
+            (h, release)
+        };
+
+        let (blocker, release) = block(&pool);
+        assert!(!queued(), "the worker took the only job");
+        let h1 = pool.spawn(|| 1);
+        let h2 = pool.spawn(|| 2);
+        let h3 = pool.spawn(|| 3);
+        assert!(queued());
+        drop(h2); // withdrawn from the middle
+        assert!(queued());
+        drop(h1);
+        assert!(queued(), "one job still waits");
+        drop(h3);
+        assert!(!queued(), "the last withdrawal emptied the queue");
+        let h4 = pool.spawn(|| 4);
+        let h5 = pool.spawn(|| 5);
+        assert!(queued());
+        release.send(()).unwrap();
+        crate::block_on(blocker);
+        assert_eq!(crate::block_on(h4), 4);
+        assert_eq!(crate::block_on(h5), 5);
+        assert!(!queued(), "the worker emptied the queue");
+
+        let (_blocker, _release) = block(&pool);
+        let h6 = pool.spawn(|| 6);
+        assert!(queued());
+        let report = pool.shutdown(Duration::ZERO);
+        assert!(!queued(), "shutdown emptied the queue: {report:?}");
+        drop(h6);
     }
 }
 
