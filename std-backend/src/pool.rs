@@ -57,11 +57,13 @@
 //! earlier).
 
 use core::num::NonZeroUsize;
+
 use core::panic::AssertUnwindSafe;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
+use crossbeam_utils::CachePadded;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -107,28 +109,34 @@ struct Queued {
     place: bool,
 }
 
-/// Everything under the pool's lock.
+/// Everything under the pool's lock. `repr(C)`, in this order: what every submission and
+/// every pop reads or writes (the queue's header, `shutdown`, `notified`, `starting`) comes
+/// first, so that with the lock word it fills the first cache line of `Shared::state` (which
+/// is cache-line aligned): a lock hand-off between threads then moves one line, not two.
+#[repr(C)]
 struct State {
     queue: VecDeque<Queued>,
-    /// Threads alive (starting, running, spinning or parked); incremented before a spawn.
-    threads: usize,
+    shutdown: bool,
+    /// Notifications sent and not yet consumed by a worker.
+    notified: usize,
     /// Threads spawned that have not yet taken the lock for the first time: each will take a
     /// queued job, so submitters count them as takers.
     starting: usize,
     /// Workers parked on `work_cv` and not yet notified.
     sleeping: usize,
-    /// Notifications sent and not yet consumed by a worker.
-    notified: usize,
+    /// Threads alive (starting, running, spinning or parked); incremented before a spawn.
+    threads: usize,
     /// Workers asleep in one of this crate's blocking waits ([`Blocked`]): counted in
     /// `threads`, but not against `max_threads`, so the jobs they may wait for get a thread.
     blocked: usize,
-    shutdown: bool,
     next_id: usize,
 }
 
 /// The state shared by the pool handles and the workers.
 pub(crate) struct Shared {
-    state: Mutex<State>,
+    /// Aligned to a cache line (and its neighbour, as `CachePadded` does), so that the lock
+    /// word and `State`'s first fields share a line, and nothing else does.
+    state: CachePadded<Mutex<State>>,
     work_cv: Condvar,
     exit_cv: Condvar,
     /// Non-zero exactly when `state.queue` holds a job: written under the lock, and only
@@ -1331,16 +1339,16 @@ impl Builder {
     /// ```
     pub fn build(self) -> Pool {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            state: CachePadded::new(Mutex::new(State {
                 queue: VecDeque::new(),
-                threads: 0,
-                sleeping: 0,
-                notified: 0,
-                blocked: 0,
                 shutdown: false,
-                next_id: 0,
+                notified: 0,
                 starting: 0,
-            }),
+                sleeping: 0,
+                threads: 0,
+                blocked: 0,
+                next_id: 0,
+            })),
             work_cv: Condvar::new(),
             exit_cv: Condvar::new(),
             queued: AtomicUsize::new(0),
