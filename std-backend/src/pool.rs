@@ -57,7 +57,6 @@
 //! earlier).
 
 use core::num::NonZeroUsize;
-
 use core::panic::AssertUnwindSafe;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
