@@ -112,6 +112,8 @@ struct Queued {
 /// every pop reads or writes (the queue's header, `shutdown`, `notified`, `starting`) comes
 /// first, so that with the lock word it fills the first cache line of `Shared::state` (which
 /// is cache-line aligned): a lock hand-off between threads then moves one line, not two.
+/// (Measured on x86_64 Linux: std's `Mutex` puts its data 8 bytes after the lock word, and
+/// `State` is 88 bytes; with another layout this is a hint, not a guarantee.)
 #[repr(C)]
 struct State {
     queue: VecDeque<Queued>,
