@@ -89,7 +89,7 @@ use crate::parker::ThreadParker;
 use crate::pool::{Pool, Reserve, Shared};
 use crate::pool_stream::PoolStreamJob;
 use crate::separate::{run_on_new_thread, ThreadSpec};
-use crate::task::{drop_quietly, job_addr, JoinError, QueueLink, Runnable};
+use crate::task::{drop_quietly, job_addr, Delivery, JoinError, QueueLink, Runnable};
 
 /// Name of the environment variable that sets the default `max_size` of iterables.
 pub const MAX_SIZE_ENV: &str = "THREADED_ITERABLE_DEFAULT_MAX_SIZE";
@@ -386,7 +386,7 @@ impl<F: IterFn> Cancel for StreamJob<F> {
 }
 
 impl<F: IterFn> Runnable for StreamJob<F> {
-    fn run(self: Arc<Self>, _delivering: &dyn Fn(bool)) {
+    fn run(self: Arc<Self>, _delivering: &dyn Fn(Delivery)) {
         let Some((f, mut tx, captured)) = self.job.take() else {
             // Withdrawn by the consumer, which wrote the outcome.
             return;

@@ -197,6 +197,7 @@ mod cancel;
 mod channel;
 mod coop;
 mod iterable;
+mod placement;
 mod pool;
 mod pool_stream;
 mod queue;

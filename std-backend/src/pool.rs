@@ -24,11 +24,18 @@
 //!   unclaimed, a blocking wait of this crate entered from inside the wake-up). Wakers must
 //!   not block otherwise: one that blocks for a call on the same pool by other means holds
 //!   the claim while it blocks.
+//! - **Where the awaiter sleeps decides how the worker waits for its next call**
+//!   (`placement.rs`, feature `placement`): a handle that goes to sleep notes its CPU; a worker
+//!   delivering to it on the same CPU claims the next call and yields to the awaiter instead
+//!   of spinning; on another CPU it parks instead of spinning while the pool *explores* (the
+//!   kernel may then put the worker on the awaiter's CPU when the next call wakes it, after
+//!   which neither side is woken across CPUs again), and spins where exploring fails.
 //! - **Submitters notify only when needed.** A submission wakes a parked worker (or starts a
 //!   new one, up to `max_threads`) only when the queue holds more jobs than there are workers
 //!   about to take one: spinning, notified, or still *starting*. Counting starting threads is
-//!   what keeps the pool from starting more threads than jobs: a pool never runs more threads
-//!   than jobs in flight plus its spinners.
+//!   what keeps the pool from starting more threads than jobs: a submission never starts more
+//!   threads than jobs in flight plus its spinners. (One exception, bounded: a pool exploring
+//!   where its workers run keeps a second worker, `Shared::second_worker`.)
 //! - **Spread.** A worker that takes a job while more are queued than takers wakes one more.
 //! - **Wake-up accounting** (from tokio): `notified` counts real notifications, so a worker
 //!   tells them apart from spurious `Condvar` wake-ups and keep-alive time-outs.
@@ -74,7 +81,8 @@ use std::time::Instant;
 
 use crate::admission::{Gate, Waiter};
 use crate::backoff;
-use crate::task::{job_addr, JoinError, JoinHandle, QueueLink, Runnable, Task, Withdraw};
+use crate::placement::{self, Explorer, Place};
+use crate::task::{job_addr, Delivery, JoinError, JoinHandle, QueueLink, Runnable, Task, Withdraw};
 
 /// Name of the environment variable that sets the default maximum number of threads. Read
 /// once, when the first pool is configured; a value that is not a positive integer panics
@@ -97,6 +105,8 @@ struct Config {
     /// `None`: the measured budget of `backoff`.
     spin: Option<Duration>,
     max_spinners: usize,
+    /// Whether deliveries look at where the awaiter sleeps (`placement.rs`).
+    placement: bool,
 }
 
 /// The scale of `Shared::spin_score`.
@@ -159,6 +169,9 @@ pub(crate) struct Shared {
     /// full spin's time one up. A pool whose jobs come further apart than a wake-up cycle (a
     /// 100 µs job awaited in a loop) stops spinning; back-to-back tiny jobs keep the spin.
     spin_score: AtomicU32,
+    /// Whether workers park after delivering to an awaiter asleep on another CPU
+    /// (`placement.rs`).
+    explorer: Explorer,
     config: Config,
 }
 
@@ -198,12 +211,28 @@ thread_local! {
     /// Address of the `Shared` of the pool this thread works for (0: none). Lets `shutdown`
     /// called from a job not wait for its own thread.
     static WORKER_OF: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
-    /// This worker counts itself in its pool's `spinning` while it delivers an outcome
-    /// (`Shared::announce_spinner`). No destructor, so no registration on thread start.
-    static ANNOUNCED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// What this worker does after the outcome it is delivering: while it is `Spin` or
+    /// `Yield` it counts itself in its pool's `spinning` (`Shared::announce_spinner`). No
+    /// destructor, so no registration on thread start.
+    static CLAIM: core::cell::Cell<Claim> = const { core::cell::Cell::new(Claim::None) };
     /// The pool this thread works for, for [`Blocked`] (empty: none).
     static POOL_OF: core::cell::RefCell<std::sync::Weak<Shared>> =
         const { core::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
+/// What a worker does after delivering an outcome (set by `Shared::announce_spinner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Nothing announced: spin if nothing is queued, as after any job.
+    None,
+    /// Counted in `spinning`: spin for the next call.
+    Spin,
+    /// Counted in `spinning`: the awaiter sleeps on this CPU; yield to it once, then look
+    /// at the queue without spinning (`placement.rs`).
+    Yield,
+    /// Not counted: the awaiter sleeps on another CPU and the pool explores; park without
+    /// spinning (`placement.rs`).
+    Park,
 }
 
 /// A pool worker asleep in one of this crate's blocking waits (`sync_await`, `block_on`,
@@ -425,6 +454,35 @@ impl Shared {
         }
     }
 
+    /// A worker about to park after a delivery across CPUs (`Claim::Park`) makes sure the
+    /// pool has a second worker: the kernel places a thread when it wakes it, and with one
+    /// worker the thread the awaiter's next call wakes is always the one that last ran on the
+    /// other CPU. With two parked workers the calls wake them in turn (the `Condvar` wakes the
+    /// longest waiter), and on the Intel Xeon VM of PERFORMANCE.md the kernel then put one of
+    /// them on the awaiter's CPU within 20–60 calls, where with one worker it did not within
+    /// 512 (`placement.rs`). Only from the second park of an exploration on, when the pool
+    /// has one thread, none parked or starting, nothing queued, and room for a second one;
+    /// the new worker spins its budget and then
+    /// parks like any idle worker, and leaves after the keep-alive if unused.
+    fn second_worker(self: &Arc<Self>, st: &mut MutexGuard<'_, State>) {
+        // Not for the first park of an exploration: one call awaited alone (a test's, a
+        // program's only one) starts no thread for it.
+        if self.explorer.parks_in_a_row() < 2
+            || st.shutdown
+            || st.threads - st.blocked != 1
+            || st.sleeping > 0
+            || st.starting > 0
+            || !st.queue.is_empty()
+            || self.config.max_threads < 2
+        {
+            return;
+        }
+        let mut deferred = Deferred::default();
+        // Nobody sleeps: this starts a thread (or fails quietly; no job depends on it).
+        self.wake_or_spawn(st, &mut deferred);
+        debug_assert!(deferred.fail.is_empty());
+    }
+
     /// A worker of this pool goes to sleep in a blocking wait ([`Blocked`]): it stops
     /// counting against `max_threads`, and queued jobs without a taker get a worker.
     fn block(self: &Arc<Self>) {
@@ -456,6 +514,8 @@ impl Shared {
         'outer: loop {
             // Whether this worker spun since it last ran out of queued work.
             let mut spun = false;
+            // Whether this worker parks after a delivery across CPUs (`Claim::Park`).
+            let mut exploring = false;
             // Run what is queued, unless the pool has a worker too many: then this one exits.
             while let Some(Queued { job, place }) = match self.surplus(&st) {
                 true => None,
@@ -475,24 +535,42 @@ impl Shared {
                 // The job left the queue: its place goes to the next waiting submitter.
                 self.run_deferred(deferred);
                 // `run` catches the job's panic; this also catches a panicking drop.
-                let delivering = |announce: bool| match announce {
-                    true => self.announce_spinner(),
-                    false => self.withdraw_announcement(),
+                let delivering = |delivery: Delivery| match delivery {
+                    Delivery::Ready { awaiter_cpu } => self.announce_spinner(awaiter_cpu),
+                    Delivery::Unclaimed => self.withdraw_announcement(),
                 };
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run(&delivering)));
                 // Nothing queued: spin *before* taking the lock again. In the sequential
                 // pattern the next call is on its way, and taking the lock now would only pull
                 // its cache line away from the submitter (one lock per call saved).
-                if ANNOUNCED.replace(false) {
-                    spun = true;
-                    self.spin_announced();
-                } else {
-                    spun = self.queued.load(Ordering::Relaxed) == 0;
-                    if spun {
-                        self.spin_for_work();
+                match CLAIM.replace(Claim::None) {
+                    Claim::Spin => {
+                        spun = true;
+                        self.spin_announced();
+                    }
+                    Claim::Yield => {
+                        // The awaiter was woken on this CPU: let it run and submit (it finds
+                        // this worker counted), then look once; no spin and no second look.
+                        spun = true;
+                        thread::yield_now();
+                        // Before the lock is taken again: pairs with the load in `submit`.
+                        self.spinning.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Claim::Park => {
+                        spun = true;
+                        exploring = true;
+                    }
+                    Claim::None => {
+                        spun = self.queued.load(Ordering::Relaxed) == 0;
+                        if spun {
+                            self.spin_for_work();
+                        }
                     }
                 }
                 st = self.lock();
+                if core::mem::take(&mut exploring) {
+                    self.second_worker(&mut st);
+                }
             }
             if st.shutdown || self.surplus(&st) {
                 break;
@@ -592,22 +670,43 @@ impl Shared {
         self.score(won);
     }
 
-    /// Counts this worker as spinning *before* it delivers a job's outcome (sets
-    /// [`ANNOUNCED`]), so that the call its awaiter submits next finds a taker and wakes or
-    /// starts nobody. Without it the awaiter, woken by the delivery, often submits while this
-    /// worker is still on its way back from the wake-up system call: the submitter then sees
-    /// no spinner and wakes a parked worker (a futex wake-up and a reschedule, about 5 µs on
-    /// the AMD EPYC VM) while this one spins for nothing. Not when jobs are queued (this
-    /// worker takes one anyway), when the pool stopped spinning, or when `max_spinners`
-    /// spin already. Cost: two relaxed loads and, when it applies, one relaxed
-    /// read-modify-write (plus one to undo it if the spinner places are taken).
-    fn announce_spinner(&self) {
+    /// Counts this worker as spinning *before* it delivers a job's outcome (sets [`CLAIM`]),
+    /// so that the call its awaiter submits next finds a taker and wakes or starts nobody.
+    /// Without it the awaiter, woken by the delivery, often submits while this worker is
+    /// still on its way back from the wake-up system call: the submitter then sees no spinner
+    /// and wakes a parked worker (a futex wake-up and a reschedule, about 5 µs on the AMD EPYC
+    /// VM) while this one spins for nothing. Not when jobs are queued (this worker takes one
+    /// anyway), or when `max_spinners` spin already.
+    ///
+    /// When the awaiter went to sleep (`awaiter_cpu` is known) the worker's CPU decides how
+    /// it waits for that call (`placement.rs`): on the awaiter's CPU it claims the call and
+    /// yields instead of spinning ([`Claim::Yield`], even in a pool that stopped spinning);
+    /// on another CPU, while the pool explores, it claims nothing and parks ([`Claim::Park`]);
+    /// otherwise it spins if the pool still spins ([`Claim::Spin`]).
+    ///
+    /// Cost: two relaxed loads and, when it applies, one relaxed read-modify-write (plus one
+    /// to undo it if the spinner places are taken); with a sleeping awaiter, one `getcpu` and
+    /// a few relaxed loads and stores more.
+    fn announce_spinner(&self, awaiter_cpu: Option<u32>) {
         // Relaxed: `queued`, `spin_score` and `spinning` are hints, as in `spin_for_work`.
-        if self.queued.load(Ordering::Relaxed) > 0 || self.spin_budget().is_zero() {
+        if self.queued.load(Ordering::Relaxed) > 0 {
             return;
         }
+        let place = awaiter_cpu
+            .filter(|_| self.config.placement)
+            .zip(placement::current_cpu())
+            .map(|(awaiter, here)| self.explorer.place(here, awaiter));
+        let claim = match place {
+            Some(Place::Together) => Claim::Yield,
+            Some(Place::ApartPark) => {
+                CLAIM.set(Claim::Park);
+                return;
+            }
+            Some(Place::ApartSpin) | None if self.spin_budget().is_zero() => return,
+            Some(Place::ApartSpin) | None => Claim::Spin,
+        };
         if self.spinning.fetch_add(1, Ordering::Relaxed) < self.config.max_spinners {
-            ANNOUNCED.set(true);
+            CLAIM.set(claim);
         } else {
             self.spinning.fetch_sub(1, Ordering::Relaxed);
         }
@@ -617,7 +716,7 @@ impl Shared {
     /// something that may wait (dropping an outcome nobody awaits, entering a blocking wait):
     /// jobs submitted meanwhile must not count on it.
     fn withdraw_announcement(&self) {
-        if ANNOUNCED.replace(false) {
+        if matches!(CLAIM.replace(Claim::None), Claim::Spin | Claim::Yield) {
             // Relaxed: as in `spin_for_work`, the lock `untaken` is read under orders it.
             self.spinning.fetch_sub(1, Ordering::Relaxed);
         }
@@ -1176,6 +1275,7 @@ impl Builder {
                 max_queued: None,
                 spin: None,
                 max_spinners: cpus(),
+                placement: true,
             },
         }
     }
@@ -1312,14 +1412,12 @@ impl Builder {
     /// to a quarter of the measured cycle (see the crate docs); with zero no worker spins, so
     /// no awaited job yields either. This is the crate's one spin knob.
     ///
-    /// Zero may suit a pool whose jobs are long and awaited one at a time on a machine where
-    /// waking a thread on an idle CPU is slow. On the Intel Xeon VM of PERFORMANCE.md (idle
-    /// vCPUs halt at once; waking a thread on one takes 30–40 µs) a worker spinning after its
-    /// delivery stays on its vCPU, so the awaiting thread is woken on the other one, and
-    /// 100 µs jobs took 1.14–1.3× as long per call as with `spawn_blocking`; with zero and the
-    /// default thread count 0.96–1.14× (the threads then often share one vCPU, as
-    /// `spawn_blocking`'s do), with zero and one thread 1.26–1.40×. Where waking is cheap the
-    /// default does well with such jobs too (0.98–0.99× the faster peer on the AMD EPYC VM).
+    /// After a delivery to an awaiter that went to sleep, where the two threads run decides
+    /// whether the worker spins at all ([`placement`](Self::placement), on by default on
+    /// Linux). Without it, on the Intel Xeon VM of PERFORMANCE.md (idle vCPUs halt at once;
+    /// waking a thread on one takes 30–40 µs) a worker spinning after its delivery stays on its
+    /// vCPU, so the awaiting thread is woken on the other one, and 100 µs jobs took 1.14–1.3×
+    /// as long per call as with `spawn_blocking`; with it, 0.88–0.90×.
     ///
     /// # Examples
     /// ```
@@ -1328,6 +1426,25 @@ impl Builder {
     /// ```
     pub fn spin(mut self, spin: Duration) -> Self {
         self.config.spin = Some(spin);
+        self
+    }
+
+    /// Whether a worker that delivers a result to an awaiter that went to sleep waits for
+    /// that awaiter's next call according to where the two threads run (default: `true`;
+    /// needs the `placement` feature, on by default, and Linux or Android; elsewhere it has no
+    /// effect). On the awaiter's CPU the worker claims the next call and yields to the awaiter
+    /// instead of spinning; on another CPU it parks instead of spinning while that brings the
+    /// two onto one CPU, and spins again where it does not (see the feature in the README).
+    /// `false`: workers spin after every delivery, as [`spin`](Self::spin) says, wherever the
+    /// threads run; for example when the caller pins threads to CPUs itself.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = aiothreads::Pool::builder().placement(false).build();
+    /// # drop(pool);
+    /// ```
+    pub fn placement(mut self, on: bool) -> Self {
+        self.config.placement = on;
         self
     }
 
@@ -1358,6 +1475,7 @@ impl Builder {
             shutdown: AtomicBool::new(false),
             gate: self.config.max_queued.map(Gate::new),
             spin_score: AtomicU32::new(SCORE_MAX),
+            explorer: Explorer::new(),
             config: self.config,
         });
         Pool {
@@ -1589,12 +1707,14 @@ mod await_yield_tests {
         }
     }
 
-    /// A pool with one idle worker spinning (for up to 10 s) when this returns.
+    /// A pool with one idle worker spinning (for up to 10 s) when this returns. Its first job
+    /// is detached: a delivery to a sleeping awaiter may make the worker park instead
+    /// (`placement.rs`), one with nobody waiting never does.
     fn pool_with_a_spinner() -> Pool {
         let mut builder = Builder::new().spin(Duration::from_secs(10));
         builder.config.max_spinners = 2;
         let pool = builder.build();
-        crate::block_on(pool.spawn(|| ()));
+        pool.spawn(|| ()).detach();
         let deadline = Instant::now() + Duration::from_secs(10);
         while pool.owner.shared.spinning.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < deadline, "no worker started spinning");

@@ -59,7 +59,7 @@ use crate::cancel::{self, Cancel};
 use crate::context::Captured;
 use crate::iterable::{IterFn, StreamEnd};
 use crate::pool::Shared;
-use crate::task::{drop_quietly, job_addr, JoinError, QueueLink, Runnable};
+use crate::task::{drop_quietly, job_addr, Delivery, JoinError, QueueLink, Runnable};
 
 /// What a producer needs to go on, kept beside the ring between runs.
 struct Work<F: IterFn> {
@@ -224,7 +224,7 @@ where
     F: IterFn,
     F::IntoIter: Send,
 {
-    fn run(self: Arc<Self>, _delivering: &dyn Fn(bool)) {
+    fn run(self: Arc<Self>, _delivering: &dyn Fn(Delivery)) {
         let mut work = {
             let mut stage = self.lock();
             match std::mem::replace(&mut *stage, Stage::Running { notified: false }) {

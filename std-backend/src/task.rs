@@ -28,6 +28,7 @@ use crate::backoff;
 use crate::cancel::{self, Cancel};
 use crate::context::Captured;
 use crate::coop;
+use crate::placement::AwaiterCpu;
 
 /// Why a job gave no result.
 ///
@@ -125,14 +126,24 @@ pub(crate) type Outcome<R> = Result<R, JoinError>;
 pub(crate) trait Runnable: Send + Sync {
     /// Runs the job (or skips it when cancelled) and delivers its outcome. Never unwinds from
     /// the job itself.
-    /// `delivering(true)` is called once the job's outcome is ready, just before it is
-    /// delivered and its awaiter woken (a pool worker announces itself there as the taker of
-    /// the call that awaiter may submit next); `delivering(false)` if the outcome then turns
-    /// out to have nobody to wake (the awaiter is gone), before the outcome is dropped. Jobs
-    /// that deliver continuously (streams) do not call it.
-    fn run(self: Arc<Self>, delivering: &dyn Fn(bool));
+    /// `delivering(Delivery::Ready { .. })` is called once the job's outcome is ready, just
+    /// before it is delivered and its awaiter woken (a pool worker announces itself there as
+    /// the taker of the call that awaiter may submit next); `delivering(Delivery::Unclaimed)`
+    /// if the outcome then turns out to have nobody to wake (the awaiter is gone), before the
+    /// outcome is dropped. Jobs that deliver continuously (streams) do not call it.
+    fn run(self: Arc<Self>, delivering: &dyn Fn(Delivery));
     /// Delivers `err` without running the job, and drops the closure here.
     fn fail(&self, err: JoinError);
+}
+
+/// What a job's `run` tells the thread running it about the delivery of its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// The outcome is about to be delivered; `awaiter_cpu` is the CPU its awaiter went to
+    /// sleep on, if it did (`placement.rs`).
+    Ready { awaiter_cpu: Option<u32> },
+    /// The outcome found nobody to take it and is dropped by the running thread.
+    Unclaimed,
 }
 
 /// What a job tells the bounded queue it waits in when it is withdrawn before it started.
@@ -175,6 +186,8 @@ pub(crate) fn drop_quietly<T>(value: T) {
 /// A job as seen by its handle: a result slot, and a way to cancel.
 pub(crate) trait Output<R>: Send + Sync {
     fn slot(&self) -> &Slot<Outcome<R>>;
+    /// Where the awaiter went to sleep (`placement.rs`).
+    fn awaiter_cpu(&self) -> &AwaiterCpu;
     /// Cancels the job: a queued job is withdrawn (its closure dropped here, its place in a
     /// bounded queue freed), a running one sees [`is_cancelled`](crate::is_cancelled).
     fn cancel(&self);
@@ -185,6 +198,7 @@ pub(crate) struct Task<F, R> {
     job: TakeCell<(F, Captured)>,
     slot: Slot<Outcome<R>>,
     link: QueueLink,
+    awaiter_cpu: AwaiterCpu,
 }
 
 impl<F, R> Task<F, R>
@@ -199,6 +213,7 @@ where
             job: TakeCell::new((f, Captured::capture())),
             slot: Slot::new(),
             link,
+            awaiter_cpu: AwaiterCpu::new(),
         })
     }
 
@@ -227,7 +242,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    fn run(self: Arc<Self>, delivering: &dyn Fn(bool)) {
+    fn run(self: Arc<Self>, delivering: &dyn Fn(Delivery)) {
         let Some((f, captured)) = self.job.take() else {
             // Withdrawn by its handle, which dropped the closure.
             return;
@@ -241,11 +256,13 @@ where
             let _current = cancel::enter(self.clone());
             panic::catch_unwind(AssertUnwindSafe(|| captured.scope(f)))
         };
-        delivering(true);
+        delivering(Delivery::Ready {
+            awaiter_cpu: self.awaiter_cpu.get(),
+        });
         // A closed slot hands the value back: it is dropped here, on the worker, by a worker
         // that no longer claims to be free (the value's `Drop` may wait for another call).
         if let Err(value) = self.slot.send(outcome.map_err(JoinError::Panicked)) {
-            delivering(false);
+            delivering(Delivery::Unclaimed);
             drop_quietly(value);
         }
     }
@@ -267,6 +284,10 @@ where
 {
     fn slot(&self) -> &Slot<Outcome<R>> {
         &self.slot
+    }
+
+    fn awaiter_cpu(&self) -> &AwaiterCpu {
+        &self.awaiter_cpu
     }
 
     fn cancel(&self) {
@@ -445,6 +466,9 @@ impl<R: Send + 'static> JoinHandle<R> {
         }
         let out = match task.slot().poll_recv(cx) {
             Poll::Pending => {
+                // Going to sleep: note where, for the worker that will wake us (one `getcpu`
+                // on this already slow path; `placement.rs`).
+                task.awaiter_cpu().record();
                 coop::refill();
                 return Poll::Pending;
             }
