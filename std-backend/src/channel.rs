@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::iter::FusedIterator;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
@@ -23,6 +23,7 @@ use aiothreads_core::ring::{self, Consumer, PopError, Producer, PushError};
 use futures_core::Stream;
 
 use crate::block_on::block_on_checked;
+use crate::context::ContextSnapshot;
 use crate::coop::RunBudget;
 use crate::misuse::{check_may_block, ReceiverSeat};
 use crate::parker::ThreadParker;
@@ -867,6 +868,10 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// Dropping the iterator stops the stream at once: the driving task is woken, stops waiting
 /// for the stream's next item, and drops the stream on the loop.
 ///
+/// The stream sees the context of the thread that called `blocking_iter`, captured by that
+/// call ([`ContextVar`](crate::ContextVar) values, hook context, the `tracing` span): each of
+/// its polls and its drop run inside it, on the loop or here, as [`sync_await`]'s future does.
+///
 /// Failures reach the iterating thread: `next()` panics (see below), after which the
 /// iterator is finished (`None`). [`try_blocking_iter`] gives them as an `Err` item instead.
 /// Making the iterator never blocks, so it may be made on the loop's thread and moved to a
@@ -895,6 +900,7 @@ impl<T> fmt::Debug for ThreadSender<T> {
 /// ```
 ///
 /// [`block_on`]: crate::block_on()
+/// [`sync_await`]: crate::sync_await()
 pub fn blocking_iter<S>(stream: S, max_size: usize) -> BlockingIter<S>
 where
     S: Stream + Send + Unpin + 'static,
@@ -907,7 +913,8 @@ where
 }
 
 /// [`blocking_iter`] reporting failures as items: yields `Ok(item)`s, then — if the stream
-/// did not end normally — one `Err` saying why, then `None`.
+/// did not end normally — one `Err` saying why, then `None`. The stream sees the caller's
+/// context as with [`blocking_iter`].
 ///
 /// The `Err` is [`SyncAwaitError::WouldDeadlock`] (`next()` would have to wait on a thread
 /// that drives the loop; checked as in [`blocking_iter`]), [`SyncAwaitError::Panicked`] with
@@ -1016,7 +1023,7 @@ enum State<S: Stream> {
         lp: Loop,
     },
     /// Driven here with `block_on`.
-    Local(S),
+    Local(InContext<S>),
     /// Failed before the first item (the loop refused the driver); reported by `next()`.
     Failed(SyncAwaitError),
     /// Ended, normally or after reporting a failure.
@@ -1029,6 +1036,7 @@ where
     S::Item: Send + 'static,
 {
     fn start(stream: S, max_size: usize, what: &str) -> Self {
+        let stream = InContext::capture(stream);
         let Some(lp) = Loop::current() else {
             return Self {
                 state: State::Local(stream),
@@ -1055,7 +1063,7 @@ where
 /// ends, panics, or the iterator goes; records which before it drops `tx` (which closes the
 /// ring). Dropped unfinished (the loop shut down), it records nothing: the iterator then
 /// finds the ring closed with the end still `Running`.
-async fn drive<S>(mut stream: S, mut tx: Producer<'static, S::Item>, shared: Arc<Shared>)
+async fn drive<S>(mut stream: InContext<S>, mut tx: Producer<'static, S::Item>, shared: Arc<Shared>)
 where
     S: Stream + Unpin,
 {
@@ -1064,9 +1072,9 @@ where
         // yields again (an idle socket) is dropped as soon as the iterator is.
         let next = UnlessStopped {
             stop: &shared,
-            inner: CatchUnwind(NextItem {
+            inner: NextItem {
                 stream: &mut stream,
-            }),
+            },
         }
         .await;
         match next {
@@ -1204,8 +1212,10 @@ impl<S: Stream> Drop for IterCore<S> {
 
 /// One item of a stream driven on this thread (no loop): `block_on`, refused if the stream is
 /// pending and this thread drives a loop; a panic of the stream comes back as `Panicked`.
-fn next_here<S: Stream + Unpin>(stream: &mut S) -> Result<Option<S::Item>, SyncAwaitError> {
-    let next = CatchUnwind(NextItem { stream });
+fn next_here<S: Stream + Unpin>(
+    stream: &mut InContext<S>,
+) -> Result<Option<S::Item>, SyncAwaitError> {
+    let next = NextItem { stream };
     match block_on_checked(next, || check_may_block(None)) {
         Ok(Ok(item)) => Ok(item),
         Ok(Err(payload)) => Err(SyncAwaitError::Panicked(payload)),
@@ -1244,30 +1254,73 @@ impl<F: Future + Unpin> Future for UnlessStopped<'_, F> {
     }
 }
 
-/// Polls `inner`, turning a panic of its poll into `Err(payload)`.
-struct CatchUnwind<F>(F);
+/// The stream of an iterator with the context of the thread that made the iterator: each
+/// poll and the drop run inside it, on whichever thread drives the stream (the loop's task, or
+/// the iterating thread with no loop), as `sync_await` runs its future.
+///
+/// Cost: the capture once, when the iterator is made (see [`ContextSnapshot::capture`]: one
+/// `Arc` clone when a value is set); per poll, as `sync_await` per poll of its future, two
+/// thread-local pointer swaps, plus each registered hook's `scope` and the span's enter and
+/// exit only when there are some.
+struct InContext<S> {
+    /// `None` only during the drop.
+    stream: Option<S>,
+    context: ContextSnapshot,
+}
 
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.get_mut().0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
+impl<S> InContext<S> {
+    fn capture(stream: S) -> Self {
+        Self {
+            stream: Some(stream),
+            context: ContextSnapshot::capture(),
         }
     }
 }
 
-/// `StreamExt::next` without depending on `futures`.
+impl<S: Stream + Unpin> InContext<S> {
+    /// `poll_next` inside the context; a panic of it comes back as `Err(payload)`, caught
+    /// inside the context so that hooks leave it normally.
+    fn poll_next_caught(&mut self, cx: &mut Context<'_>) -> Poll<Caught<Option<S::Item>>> {
+        let Self { stream, context } = self;
+        let Some(stream) = stream else {
+            return Poll::Ready(Ok(None));
+        };
+        context.enter(|| {
+            match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *stream).poll_next(cx))) {
+                Ok(Poll::Ready(item)) => Poll::Ready(Ok(item)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(payload) => Poll::Ready(Err(payload)),
+            }
+        })
+    }
+}
+
+impl<S> Drop for InContext<S> {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            // Caught inside the context and re-raised outside it, as for a poll.
+            let dropped = self
+                .context
+                .enter(|| catch_unwind(AssertUnwindSafe(|| drop(stream))));
+            if let Err(payload) = dropped {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+/// An output, or the payload of the panic that came instead.
+type Caught<T> = Result<T, Box<dyn Any + Send>>;
+
+/// The stream's next item, polled in its context; a panic of the poll is `Err(payload)`.
 struct NextItem<'a, S> {
-    stream: &'a mut S,
+    stream: &'a mut InContext<S>,
 }
 
 impl<S: Stream + Unpin> Future for NextItem<'_, S> {
-    type Output = Option<S::Item>;
+    type Output = Caught<Option<S::Item>>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut *self.get_mut().stream).poll_next(cx)
+        self.get_mut().stream.poll_next_caught(cx)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Context carried from the submitting task to the thread that runs the job.
 //!
-//! Three things travel with every `threaded` call (and with [`sync_await`], in the other
-//! direction), captured on the submitting thread and installed on the worker for that job
-//! only:
+//! Three things travel with every `threaded` call (and with [`sync_await`] and the stream of
+//! a [`blocking_iter`](crate::blocking_iter), in the other direction), captured on the
+//! submitting thread and installed on the worker for that job only (for the stream: for each
+//! of its polls and its drop; the `Loop` does not travel that way):
 //! 1. the current [`Loop`], so `sync_await` in the worker finds the caller's event loop;
 //! 2. the [`ContextVar`] values set around the submitting future;
 //! 3. whatever the registered [`ContextHook`]s capture (with the `tracing` feature: the current
@@ -453,7 +454,7 @@ pub trait ContextHook: Send + Sync + 'static {
 
     /// Runs `f` exactly once with the captured context installed on the current thread.
     /// May be called several times with the same capture (once per poll of a future run by
-    /// `sync_await`).
+    /// `sync_await`, or of a stream consumed with `blocking_iter`).
     fn scope(&self, captured: &mut (dyn Any + Send), f: &mut dyn FnMut());
 }
 

@@ -304,3 +304,103 @@ fn reset_and_scoped_set() {
     .join()
     .unwrap();
 }
+
+aiothreads::context_var! {
+    static IN_STREAM: u32;
+}
+
+/// A stream of `items` items, each listing what `IN_STREAM` was at the polls that made it (a
+/// pending poll, woken at once, then the ready one); its drop sends what it sees there.
+struct Probe {
+    items: u32,
+    polls: Vec<Option<u32>>,
+    dropped: std::sync::mpsc::Sender<Option<u32>>,
+}
+
+impl Probe {
+    fn new(items: u32) -> (Self, std::sync::mpsc::Receiver<Option<u32>>) {
+        let (dropped, seen_at_drop) = std::sync::mpsc::channel();
+        let probe = Self {
+            items,
+            polls: Vec::new(),
+            dropped,
+        };
+        (probe, seen_at_drop)
+    }
+}
+
+impl futures::Stream for Probe {
+    type Item = Vec<Option<u32>>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.items == 0 {
+            return Poll::Ready(None);
+        }
+        self.polls.push(IN_STREAM.try_get());
+        if self.polls.len() < 2 {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.items -= 1;
+        Poll::Ready(Some(std::mem::take(&mut self.polls)))
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.dropped.send(IN_STREAM.try_get());
+    }
+}
+
+/// Every poll of a stream consumed with `blocking_iter` in a job, and its drop, see the
+/// context of the `blocking_iter` call: a value the job sets, or the one it inherited from
+/// the caller — whether the stream is driven on the caller's loop (tokio) or inline (no
+/// loop), as `sync_await`'s future does.
+#[test]
+fn blocking_iter_streams_see_the_callers_context() {
+    on_every_executor(|| {
+        IN_STREAM.scope(5, async {
+            let seen = aiothreads::spawn(|| {
+                let wait = |rx: std::sync::mpsc::Receiver<Option<u32>>| {
+                    rx.recv_timeout(LIMIT).expect("the stream was not dropped")
+                };
+                let both = |v| vec![v, v];
+                // Set in the job, consumed to the end.
+                let (probe, at_drop) = Probe::new(4);
+                let items: Vec<_> =
+                    IN_STREAM.sync_scope(6, || aiothreads::blocking_iter(probe, 1).collect());
+                assert_eq!(items, vec![both(Some(6)); 4], "set in the job");
+                assert_eq!(wait(at_drop), Some(6), "drop, set in the job");
+                // Inherited from the caller.
+                let (probe, at_drop) = Probe::new(3);
+                let items: Vec<_> = aiothreads::blocking_iter(probe, 2).collect();
+                assert_eq!(items, vec![both(Some(5)); 3], "inherited");
+                assert_eq!(wait(at_drop), Some(5), "drop, inherited");
+                // Dropped early: the stream is dropped in its context too.
+                let (probe, at_drop) = Probe::new(100);
+                IN_STREAM.sync_scope(7, || {
+                    let mut it = aiothreads::blocking_iter(probe, 1);
+                    assert_eq!(it.next(), Some(both(Some(7))), "before the early drop");
+                });
+                assert_eq!(wait(at_drop), Some(7), "early drop");
+                // Made in a scope, consumed after it: the context of the call.
+                let (probe, at_drop) = Probe::new(2);
+                let it = IN_STREAM.sync_scope(8, || aiothreads::blocking_iter(probe, 1));
+                let items: Vec<_> = it.collect();
+                assert_eq!(items, vec![both(Some(8)); 2], "made in a scope");
+                assert_eq!(wait(at_drop), Some(8), "drop, made in a scope");
+                // A threaded iterable's producer, started by the stream's first poll.
+                IN_STREAM.sync_scope(9, || {
+                    let s = aiothreads::IterCall::new(|| std::iter::once(IN_STREAM.try_get()));
+                    aiothreads::blocking_iter(s, 1).collect::<Vec<_>>()
+                })
+            })
+            .await;
+            assert_eq!(seen, [Some(9)], "IterCall producer");
+            assert_eq!(IN_STREAM.get(), 5);
+        })
+    });
+}
