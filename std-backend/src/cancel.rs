@@ -103,7 +103,9 @@ pub struct CancelToken {
 
 impl CancelToken {
     /// Whether the job this token belongs to was cancelled; always `false` for a token taken
-    /// outside a job.
+    /// outside a job. A handle dropped after its job finished also marks the job cancelled,
+    /// so a token that outlives its job may read `true` then; only a detached or awaited job
+    /// stays `false` for good.
     pub fn is_cancelled(&self) -> bool {
         self.task.as_ref().is_some_and(|t| t.is_cancelled())
     }

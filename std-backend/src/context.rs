@@ -707,7 +707,9 @@ impl Snapshot {
     }
 
     /// Like [`Snapshot::scope`], without consuming the snapshot (run several closures in the
-    /// same captured context).
+    /// same captured context). The snapshot then behaves as a task's context between its
+    /// polls: what one `run` sets (`ContextVar::set`) is there in the next `run` of the same
+    /// snapshot, never in the thread's own context ([`wrap`](Self::wrap) relies on it).
     ///
     /// # Examples
     /// ```

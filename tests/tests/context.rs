@@ -118,6 +118,26 @@ fn the_worker_context_reaches_sync_await_futures() {
     });
 }
 
+/// What a `sync_await` future sets stays in it, with a loop (the future runs in the context
+/// captured for it) and without one (it runs here, in a copy of this thread's context): the
+/// job's context is the same afterwards on every executor.
+#[test]
+fn what_a_sync_await_future_sets_stays_in_it() {
+    on_every_executor(|| {
+        REQUEST.scope(3, async {
+            let seen = aiothreads::spawn(|| {
+                let inside = aiothreads::sync_await(async {
+                    let _kept = REQUEST.set(4);
+                    REQUEST.get()
+                });
+                (inside, REQUEST.get())
+            })
+            .await;
+            assert_eq!(seen, (4, 3), "(inside the future, in the job after it)");
+        })
+    });
+}
+
 #[test]
 fn the_loop_is_captured_and_installed() {
     bounded(|| {
