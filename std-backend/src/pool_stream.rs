@@ -149,10 +149,14 @@ where
     fn finish(&self, work: Work<F>, outcome: Result<(), JoinError>) {
         let Work {
             producer: Producing { f, iter, tx, .. },
-            captured,
+            mut captured,
         } = work;
-        // The iterator's `Drop` is user code: a panic there is the stream's failure.
-        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop((iter, f))));
+        // The iterator's `Drop` is user code: a panic there is the stream's failure. It runs in
+        // the stream's context, as the iterator did (and as a separate thread's producer drops
+        // its iterator inside its job's context).
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
+            captured.enter(move || drop((iter, f)));
+        }));
         drop_quietly(captured);
         // Also when the consumer closed the stream (`Cancelled`): `close()` reports a panic in
         // the iterator's `Drop`, as it does for a producer on a separate thread.

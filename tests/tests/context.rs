@@ -296,6 +296,47 @@ fn set_in_an_iterator_lasts_for_its_stream() {
     });
 }
 
+aiothreads::context_var! {
+    static AT_ITER_DROP: u32;
+}
+
+/// An iterator that reports what it sees when it is dropped.
+struct ReportsAtDrop(std::sync::mpsc::Sender<Option<u32>>);
+
+impl Iterator for ReportsAtDrop {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        Some(1)
+    }
+}
+
+impl Drop for ReportsAtDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(AT_ITER_DROP.try_get());
+    }
+}
+
+/// A stream's iterator is dropped in the stream's context, whether its producer runs on the
+/// pool (suspended between jobs) or on a thread of its own.
+#[test]
+fn a_streams_iterator_is_dropped_in_its_context() {
+    on_every_executor(|| {
+        AT_ITER_DROP.scope(7, async {
+            for separate in [false, true] {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let mut stream = aiothreads::IterCall::new(move || ReportsAtDrop(tx)).max_size(2);
+                if separate {
+                    stream = stream.separate();
+                }
+                assert_eq!(stream.next().await, Some(1));
+                stream.close().await.expect("the stream ends cleanly");
+                let seen = rx.recv_timeout(LIMIT).expect("the iterator was dropped");
+                assert_eq!(seen, Some(7), "separate: {separate}");
+            }
+        })
+    });
+}
+
 /// `reset` undoes its `set` even when other values were set in between, and `set` in a
 /// scoped future lasts for the rest of that future only.
 #[test]
