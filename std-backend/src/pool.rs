@@ -9,9 +9,11 @@
 //! - **Workers spin before they park**, for [`Builder::spin`] (default: about one measured
 //!   sleep/wake cycle of this machine; the crate's one spin policy, see `backoff.rs`),
 //!   watching `queued`, and only then park on the `Condvar`. The spin is **adaptive**: a score
-//!   per pool (spins that found work, parks that ended within a spin's time) scales it between
-//!   nothing and the full budget, so jobs that come further apart than a wake-up cycle stop
-//!   paying for spins they cannot win.
+//!   per pool (spins that found work, parks whose work was announced within a spin's time)
+//!   decides whether workers spin the full budget or not at all, so jobs that come further
+//!   apart than a wake-up cycle stop paying for spins they cannot win; a pool that stopped
+//!   spins one full budget in 16 decisions, a probe that brings the spin back where it pays
+//!   again.
 //!   Back-to-back calls therefore rarely pay for a futex wake-up on the worker side. At most
 //!   as many workers as there are CPUs spin at once, and an idle pool burns no CPU once the
 //!   spin has run out.
@@ -111,6 +113,8 @@ struct Config {
 
 /// The scale of `Shared::spin_score`.
 const SCORE_MAX: u32 = 8;
+/// A pool that stopped spinning spins one full budget in this many decisions (a probe).
+const PROBE_EVERY: u32 = 16;
 
 /// A job in the queue, and whether it holds a place of the admission gate.
 struct Queued {
@@ -123,7 +127,8 @@ struct Queued {
 /// first, so that with the lock word it fills the first cache line of `Shared::state` (which
 /// is cache-line aligned): a lock hand-off between threads then moves one line, not two.
 /// (Measured on x86_64 Linux: std's `Mutex` puts its data 8 bytes after the lock word, and
-/// `State` is 88 bytes; with another layout this is a hint, not a guarantee.)
+/// `State` is 104 bytes, its last field `notified_at` in the second line; with another layout
+/// this is a hint, not a guarantee.)
 #[repr(C)]
 struct State {
     queue: VecDeque<Queued>,
@@ -141,6 +146,9 @@ struct State {
     /// `threads`, but not against `max_threads`, so the jobs they may wait for get a thread.
     blocked: usize,
     next_id: usize,
+    /// When the last notification was sent (`wake_or_spawn`): a woken worker compares it with
+    /// when it parked, to learn whether a spin would have caught the work (`spin_score`).
+    notified_at: Instant,
 }
 
 /// The state shared by the pool handles and the workers.
@@ -164,11 +172,15 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Admission to a bounded queue (`None`: unbounded).
     gate: Option<Gate>,
-    /// How much of the full spin budget workers spend, in `SCORE_MAX`ths: a spin that finds
-    /// work scores one up, a spin that runs out one down, and a parked worker woken within a
-    /// full spin's time one up. A pool whose jobs come further apart than a wake-up cycle (a
-    /// 100 µs job awaited in a loop) stops spinning; back-to-back tiny jobs keep the spin.
+    /// Whether workers spin (above zero: the full budget; zero: only probes, see
+    /// `spin_budget`), from 0 to `SCORE_MAX`: a spin that finds work scores one up, a spin
+    /// that runs out one down, and a parked worker whose work was announced within a full
+    /// spin's time of its parking one up. A pool whose jobs come further apart than a wake-up
+    /// cycle stops spinning after `SCORE_MAX` spins that ran out; back-to-back tiny jobs keep
+    /// the spin.
     spin_score: AtomicU32,
+    /// Counts the decisions not to spin of a pool whose score is zero (`spin_budget`).
+    probe_tick: AtomicU32,
     /// Whether workers park after delivering to an awaiter asleep on another CPU
     /// (`placement.rs`).
     explorer: Explorer,
@@ -423,6 +435,8 @@ impl Shared {
         if st.sleeping > 0 {
             st.sleeping -= 1;
             st.notified += 1;
+            // One clock read per notification, which also costs a futex wake-up.
+            st.notified_at = Instant::now();
             self.work_cv.notify_one();
             return;
         }
@@ -612,9 +626,13 @@ impl Shared {
                 if st.notified > 0 {
                     // A real wake-up (the notifier already took us off `sleeping`). Work that
                     // came within a full spin would have been caught by spinning: score it, so
-                    // a pool that stopped spinning learns to spin again.
+                    // a pool that stopped spinning learns to spin again. Timed by when the
+                    // work was announced, not by when this thread runs again: where a wake-up
+                    // takes longer than the spin budget (a halted vCPU: 30–40 µs on the Intel
+                    // Xeon VM of PERFORMANCE.md) the latter never scored, and a pool whose
+                    // spins once ran out could stay without spinning for good.
                     st.notified -= 1;
-                    if parked_at.elapsed() < self.full_spin() {
+                    if st.notified_at.saturating_duration_since(parked_at) < self.full_spin() {
                         self.score(true);
                     }
                     continue 'outer;
@@ -655,10 +673,21 @@ impl Shared {
         self.spinning.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// The adaptive budget of one spin: the budget shrinks while spins keep running out and
-    /// grows back while work keeps arriving within it (see `spin_score`).
+    /// The budget of the next spin: the full one while spins pay (`spin_score` above zero);
+    /// once they stopped paying, nothing, except one full spin in [`PROBE_EVERY`] — a probe:
+    /// if it finds work, the score rises and the pool spins again. All or nothing, not a
+    /// fraction of the budget: the wait a spin covers (the gap until the next call) does not
+    /// shrink with the budget, so a shortened spin only runs out sooner and scores lower.
+    /// Call it once per decision to spin (each call may be the probe).
     fn spin_budget(&self) -> Duration {
-        self.full_spin() * self.spin_score.load(Ordering::Relaxed) / SCORE_MAX
+        // Relaxed: heuristic counters.
+        if self.spin_score.load(Ordering::Relaxed) > 0
+            || self.probe_tick.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
+        {
+            self.full_spin()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Spins (already counted in `spinning`) for up to `budget` (not zero) until work comes
@@ -727,11 +756,8 @@ impl Shared {
     ///
     /// [`spin_for_work`]: Self::spin_for_work
     fn spin_announced(&self) {
-        // The budget again: the score may have moved while the job's outcome was delivered.
-        let budget = self.spin_budget();
-        if !budget.is_zero() {
-            self.spin_counted(budget);
-        }
+        // The announcement decided to spin (the score was above zero, or it was a probe).
+        self.spin_counted(self.full_spin());
         // Before the lock is taken again: pairs with the load in `submit`.
         self.spinning.fetch_sub(1, Ordering::Relaxed);
     }
@@ -1404,8 +1430,10 @@ impl Builder {
     /// process (a 1 µs `park_timeout`, timer slack included: about 58 µs on the AMD EPYC VM of
     /// PERFORMANCE.md; clamped to 5–100 µs; 20 µs until measured): spinning lets back-to-back calls skip the futex
     /// wake-up of a parked worker where that pays, and it is bounded, so an idle pool burns no
-    /// CPU. The pool spends less than this while spins keep running out (and nothing once they
-    /// never pay), and returns to it while work keeps arriving within it. The same budget
+    /// CPU. The pool stops spinning once its spins keep running out (eight in a row, net of
+    /// those that found work), and then spins one full budget in 16 chances, which brings the
+    /// spin back when work arrives within it again (a spin cut short would only run out
+    /// sooner: the wait it covers does not shrink with it). The same budget
     /// bounds how long a stream's producer on this pool, finding its queue full, spins for the
     /// consumer to free half of it before it gives its worker back (also adaptive; never while
     /// other jobs wait). A job a spinning worker takes at once is awaited by yielding for up
@@ -1466,6 +1494,7 @@ impl Builder {
                 threads: 0,
                 blocked: 0,
                 next_id: 0,
+                notified_at: Instant::now(),
             })),
             work_cv: Condvar::new(),
             exit_cv: Condvar::new(),
@@ -1475,6 +1504,7 @@ impl Builder {
             shutdown: AtomicBool::new(false),
             gate: self.config.max_queued.map(Gate::new),
             spin_score: AtomicU32::new(SCORE_MAX),
+            probe_tick: AtomicU32::new(0),
             explorer: Explorer::new(),
             config: self.config,
         });
@@ -1620,6 +1650,51 @@ mod spinner_place_tests {
         shared.queued.store(1, Ordering::Relaxed);
         assert_eq!(shared.with_spinner_place(|_| ()), None);
         shared.queued.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(aiothreads_loom)))]
+mod spin_policy_tests {
+    use super::*;
+
+    /// All or nothing: the full budget while the score is above zero; at zero, one probe of
+    /// the full budget in `PROBE_EVERY` decisions, and a probe that finds work restores the
+    /// spin.
+    #[test]
+    fn a_pool_that_stopped_spinning_probes_and_recovers() {
+        let full = Duration::from_millis(1);
+        let pool = Builder::new().spin(full).build();
+        let shared = &pool.owner.shared;
+        assert_eq!(
+            shared.spin_budget(),
+            full,
+            "a new pool spins the full budget"
+        );
+        for _ in 0..SCORE_MAX {
+            shared.score(false);
+        }
+        assert_eq!(shared.spin_score.load(Ordering::Relaxed), 0);
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| shared.spin_budget()).collect();
+        assert!(
+            budgets.iter().all(|b| b.is_zero() || *b == full),
+            "{budgets:?}"
+        );
+        assert_eq!(
+            budgets.iter().filter(|b| **b == full).count(),
+            2,
+            "one probe in {PROBE_EVERY}"
+        );
+        shared.score(true);
+        assert_eq!(
+            shared.spin_budget(),
+            full,
+            "a probe that found work restores the spin"
+        );
+        shared.score(false);
+        assert!(
+            (0..PROBE_EVERY - 1).any(|_| shared.spin_budget().is_zero()),
+            "back at zero: no spin between probes"
+        );
     }
 }
 
