@@ -1445,7 +1445,7 @@ impl Builder {
     /// Linux). Without it, on the Intel Xeon VM of PERFORMANCE.md (idle vCPUs halt at once;
     /// waking a thread on one takes 30–40 µs) a worker spinning after its delivery stays on its
     /// vCPU, so the awaiting thread is woken on the other one, and 100 µs jobs took 1.14–1.3×
-    /// as long per call as with `spawn_blocking`; with it, 0.905× in two full bench runs.
+    /// as long per call as with `spawn_blocking`; with it, 0.902–0.905× in three full runs.
     ///
     /// # Examples
     /// ```
