@@ -13,7 +13,9 @@
 //!   call — on a VM that halts idle vCPUs (guest halt polling off) that is a hypervisor
 //!   round trip each time, 30–40 µs on the Intel Xeon VM of PERFORMANCE.md. A worker that
 //!   parks instead is woken by the awaiter's next submission, and the kernel may then place
-//!   it on the awaiter's CPU; from there the pair stays *together*. While it *explores*, a
+//!   it on the awaiter's CPU; from there the pair tends to stay *together* (on the Xeon VM a
+//!   delivery across CPUs came once in a few hundred calls and was followed by a same-CPU
+//!   one at once). While it *explores*, a
 //!   pool's workers park after such deliveries, and the pool keeps a second worker
 //!   (`Shared::second_worker`: with one, the thread the next call wakes is always the one
 //!   that last ran on the other CPU). [`EXPLORE`] such deliveries in a row without one on
@@ -29,11 +31,11 @@
 //! end) and 103–110 µs once together (1.1–1.3 µs), against 115–118 µs for `spawn_blocking`;
 //! with two workers, parking brought the pair together within 20–60 calls.
 //!
-//! Cost: one `getcpu` (a vDSO call on x86_64 Linux, about 20 ns) when a handle registers its
-//! waker, which is already the path of a task going to sleep; one more and a few relaxed
-//! loads and stores on the worker, only when it delivers to a sleeping awaiter with nothing
-//! queued. Without the `placement` feature, off Linux and under Miri, no CPU is known and
-//! workers spin after every delivery as before.
+//! Cost: one `getcpu` (a vDSO call on x86_64 Linux: 2.8–3.0 ns on the Xeon VM) when a
+//! handle registers its waker, which is already the path of a task going to sleep; one more
+//! and a few relaxed loads and stores on the worker, only when it delivers to a sleeping
+//! awaiter with nothing queued. Without the `placement` feature, off Linux and under Miri, no CPU is known and
+//! workers wait after every delivery as the spin policy says (`pool.rs`).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
