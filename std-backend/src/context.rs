@@ -550,6 +550,14 @@ impl ContextSnapshot {
         }
     }
 
+    /// A future that polls `fut` with this context installed (`enter` per poll: two
+    /// thread-local swaps, plus hooks and span when there are some); what `fut` sets stays in
+    /// this context, never in the polling thread's.
+    pub(crate) async fn wrap<F: Future>(mut self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        poll_fn(move |cx| self.enter(|| fut.as_mut().poll(cx))).await
+    }
+
     /// Runs `f` with this context installed; reusable (once per poll of a future).
     pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
         #[cfg(feature = "tracing")]

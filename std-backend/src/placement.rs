@@ -29,7 +29,7 @@
 //! 100 µs job awaited in a loop under a tokio current-thread runtime took 138–148 µs per call
 //! with a worker that spins after each delivery (the awaiter resumed 31–39 µs after the job's
 //! end) and 103–110 µs once together (1.1–1.3 µs), against 115–118 µs for `spawn_blocking`;
-//! with two workers, parking brought the pair together within 20–60 calls.
+//! with two workers, parking brought the pair together within a few dozen calls.
 //!
 //! Cost: one `getcpu` (a vDSO call on x86_64 Linux: 2.8–3.0 ns on the Xeon VM) when a
 //! handle registers its waker, which is already the path of a task going to sleep; one more
@@ -41,7 +41,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Cross-CPU deliveries in a row that a pool parks after, in one exploration, without one
 /// delivery on the same CPU before it gives up. On the Xeon VM the kernel put the pair
-/// together within 20–60 parks with two workers (with one, sometimes not within 512).
+/// together within a few dozen parks with two workers (with one, after hundreds, once not
+/// within 512).
 pub(crate) const EXPLORE: u32 = 256;
 /// Cross-CPU deliveries a pool spins after, following its first failed exploration.
 pub(crate) const FIRST_SPIN: u32 = 1024;

@@ -471,12 +471,12 @@ impl Shared {
     /// A worker about to park after a delivery across CPUs (`Claim::Park`) makes sure the
     /// pool has a second worker: the kernel places a thread when it wakes it, and with one
     /// worker the thread the awaiter's next call wakes is always the one that last ran on the
-    /// other CPU. With two parked workers the calls wake them in turn (the `Condvar` wakes the
-    /// longest waiter), and on the Intel Xeon VM of PERFORMANCE.md the kernel then put one of
-    /// them on the awaiter's CPU within 20–60 calls, where with one worker it did not within
-    /// 512 (`placement.rs`). Only from the second park of an exploration on, when the pool
-    /// has one thread, none parked or starting, nothing queued, and room for a second one;
-    /// the new worker spins its budget and then
+    /// other CPU. With two parked workers the calls wake them in turn (on Linux the `Condvar`
+    /// wakes its longest waiter in practice), and on the Intel Xeon VM of PERFORMANCE.md the
+    /// kernel then put one of them on the awaiter's CPU within a few dozen calls, where with
+    /// one worker it took hundreds, or more than 512 (`placement.rs`). Only from the second
+    /// park of an exploration on, when the pool has one thread, none parked or starting,
+    /// nothing queued, and room for a second one; the new worker spins its budget and then
     /// parks like any idle worker, and leaves after the keep-alive if unused.
     fn second_worker(self: &Arc<Self>, st: &mut MutexGuard<'_, State>) {
         // Not for the first park of an exploration: one call awaited alone (a test's, a
@@ -528,8 +528,6 @@ impl Shared {
         'outer: loop {
             // Whether this worker spun since it last ran out of queued work.
             let mut spun = false;
-            // Whether this worker parks after a delivery across CPUs (`Claim::Park`).
-            let mut exploring = false;
             // Run what is queued, unless the pool has a worker too many: then this one exits.
             while let Some(Queued { job, place }) = match self.surplus(&st) {
                 true => None,
@@ -557,10 +555,12 @@ impl Shared {
                 // Nothing queued: spin *before* taking the lock again. In the sequential
                 // pattern the next call is on its way, and taking the lock now would only pull
                 // its cache line away from the submitter (one lock per call saved).
-                match CLAIM.replace(Claim::None) {
+                // Whether this worker parks after a delivery across CPUs (`Claim::Park`).
+                let exploring = match CLAIM.replace(Claim::None) {
                     Claim::Spin => {
                         spun = true;
                         self.spin_announced();
+                        false
                     }
                     Claim::Yield => {
                         // The awaiter was woken on this CPU: let it run and submit (it finds
@@ -569,20 +569,22 @@ impl Shared {
                         thread::yield_now();
                         // Before the lock is taken again: pairs with the load in `submit`.
                         self.spinning.fetch_sub(1, Ordering::Relaxed);
+                        false
                     }
                     Claim::Park => {
                         spun = true;
-                        exploring = true;
+                        true
                     }
                     Claim::None => {
                         spun = self.queued.load(Ordering::Relaxed) == 0;
                         if spun {
                             self.spin_for_work();
                         }
+                        false
                     }
-                }
+                };
                 st = self.lock();
-                if core::mem::take(&mut exploring) {
+                if exploring {
                     self.second_worker(&mut st);
                 }
             }

@@ -212,19 +212,15 @@ where
 {
     match Loop::current() {
         Some(lp) => lp.sync_await(fut),
-        None => block_on_checked(in_a_copy_of_this_context(fut), || check_may_block(None))
-            .unwrap_or_else(|e| e.raise()),
+        // Polled in a copy of this thread's context, as on a loop (where it runs in the context
+        // captured for it): what the future sets stays in the copy, so the thread's own
+        // context is the same after `sync_await` with a loop or without. Cost: one capture (an
+        // `Arc` clone when a value is set), two thread-local swaps per poll.
+        None => block_on_checked(ContextSnapshot::capture().wrap(fut), || {
+            check_may_block(None)
+        })
+        .unwrap_or_else(|e| e.raise()),
     }
-}
-
-/// `fut` polled inside a copy of this thread's context: what it sets stays in the copy, as it
-/// does when the future runs on a loop (there it runs in the context captured for it), so the
-/// thread's own context is the same after `sync_await` with a loop or without. Cost: one
-/// capture (an `Arc` clone when a value is set), two thread-local swaps per poll.
-async fn in_a_copy_of_this_context<F: Future>(fut: F) -> F::Output {
-    let mut context = ContextSnapshot::capture();
-    let mut fut = pin!(fut);
-    poll_fn(move |cx| context.enter(|| fut.as_mut().poll(cx))).await
 }
 
 /// [`sync_await`] under the original's other name: waits for a future ("coroutine") from a
@@ -398,11 +394,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut context = ContextSnapshot::capture();
-    let task = async move {
-        let mut fut = pin!(fut);
-        poll_fn(|cx| context.enter(|| fut.as_mut().poll(cx))).await
-    };
+    let task = ContextSnapshot::capture().wrap(fut);
     let result = wait_here(&mut handle.spawn(task));
     match result {
         Ok(value) => Ok(value),
