@@ -31,7 +31,7 @@
 //!   delivering to it on the same CPU claims the next call and yields to the awaiter instead
 //!   of spinning; on another CPU it parks instead of spinning while the pool *explores* (the
 //!   kernel may then put the worker on the awaiter's CPU when the next call wakes it, after
-//!   which neither side is woken across CPUs again), and spins where exploring fails.
+//!   which wake-ups across CPUs become rare), and spins where exploring fails.
 //! - **Submitters notify only when needed.** A submission wakes a parked worker (or starts a
 //!   new one, up to `max_threads`) only when the queue holds more jobs than there are workers
 //!   about to take one: spinning, notified, or still *starting*. Counting starting threads is
