@@ -85,13 +85,17 @@ fn placed(store: &mut [u64], offset: usize) -> &mut [u64] {
 }
 
 /// Where sample `p` puts the producer's source and the consumer's destination buffer:
-/// byte offsets modulo 4096 (one page), multiples of 64, spread over the page. How these
-/// addresses fall against the ring's slots moved either contender by ±10 % in the eleventh
-/// pass (4K aliasing between a copy's loads and stores is the likely cause, not confirmed);
-/// stack buffers fixed it per binary, per monomorphisation. Every contender's `p`-th sample
-/// uses the same placement.
+/// byte offsets modulo 4096 (one page), multiples of 64. How these addresses fall against the
+/// ring's slots moved either contender by ±10 % in the eleventh pass (4K aliasing between a
+/// copy's loads and stores is the likely cause, not confirmed), and the ring's own address is
+/// wherever the allocator put it: in the fourteenth pass two unused fields added to our
+/// `Consumer` (which changes how the heap is reused between samples) moved ours by 5 %, rtrb
+/// untouched. So the samples walk every line of the page on both sides (odd steps): over 64
+/// consecutive samples each of the 64 line offsets occurs exactly once for the source and
+/// once for the destination, so each buffer meets the ring's slots at every offset, wherever
+/// the allocator put the ring. Every contender's `p`-th sample uses the same placement.
 fn placement(p: usize) -> (usize, usize) {
-    ((p * 1344) % 4096, (p * 2496 + 2048) % 4096)
+    ((p * 23 % 64) * 64, (p * 37 % 64) * 64)
 }
 
 /// Moves `0..n` to a consumer thread in chunks of up to `CHUNK` items, both sides copying
@@ -272,8 +276,11 @@ fn two_thread_cases(report: &mut Report) {
             ours_batched_notify(n, pf)
         },
     );
+    // 66 repetitions (eleven periods of the balanced order for six contenders): at 11 the
+    // single-item ratio of one binary ranged over 0.69–1.14 between runs on the Intel Xeon
+    // VM, and 64 samples are what the batched placements need to cover every line offset.
     let s = interleave(
-        reps(11, 5),
+        reps(66, 5),
         true,
         &mut [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f],
     );

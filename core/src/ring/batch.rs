@@ -294,11 +294,15 @@ impl<T> Iterator for Drain<'_, '_, T> {
         c.head = c.raw.advance1(c.head);
         // Release: pairs with the producer's Acquire load of `head`.
         c.raw.header().head.store(c.head, Ordering::Release);
-        if c.head == c.next_checkpoint {
-            // Keep the checkpoint invariant now; notify once, on drop.
-            c.next_checkpoint = c.raw.advance(c.head, c.checkpoint);
-            c.count_checkpoint();
-            self.checkpoint_reached = true;
+        if c.head == c.next_event {
+            if c.head == c.next_checkpoint {
+                // Keep the checkpoint invariant now; notify once, on drop.
+                c.count_checkpoint();
+                c.restart_checkpoint();
+                self.checkpoint_reached = true;
+            } else {
+                c.set_next_event();
+            }
         }
         Some(value)
     }

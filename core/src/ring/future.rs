@@ -304,7 +304,7 @@ impl<'a, T> Consumer<'a, T> {
             Err(PopError::Empty) => {
                 // The handshake's fence follows our last `head` store: it serves as a
                 // checkpoint.
-                self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
+                self.restart_checkpoint();
                 super::wake_producer_if_waiting(self.raw.header());
                 Poll::Pending
             }

@@ -132,6 +132,8 @@ mod barrier;
 mod batch;
 mod closer;
 mod error;
+#[cfg(all(test, feature = "alloc"))]
+mod event_tests;
 mod future;
 #[cfg(any(feature = "alloc", aiothreads_loom))]
 mod heap;
@@ -366,40 +368,45 @@ impl<T> Raw<T> {
         d
     }
 
-    /// A consumer that just read slot `index` (position `head`) and knows the items up to
-    /// `tail` are published asks the CPU to start loading the slot two cache lines ahead
-    /// (`sync::prefetch`), once per line of slots and only when that slot's whole line is
-    /// published: reading right behind its producer, it otherwise waits for each line of
-    /// slots in turn (on the AMD EPYC VM of PERFORMANCE.md a 1 024-slot stream of `u64` went
-    /// from about 175 to 220 M items/s). A line with a slot not yet published is never
-    /// prefetched: that would pull the line from the producer while it is still writing it,
-    /// and it would have to take it back (two transfers of the line instead of one). The
-    /// buffer starts where the allocator put it, so "once per line" counts slot indexes and
-    /// the target may sit anywhere in its line: `line_span` covers that.
+    /// A consumer whose position `head` is the first slot of a cache line of slots (a line
+    /// event, see `Consumer::next_event`), and which knows the items up to `tail` are
+    /// published, asks the CPU to start loading the slot two cache lines ahead
+    /// (`sync::prefetch`) when that slot's whole line is published: reading right behind its
+    /// producer, it otherwise waits for each line of slots in turn (on the AMD EPYC VM of
+    /// PERFORMANCE.md a 1 024-slot stream of `u64` went from about 175 to 220 M items/s). A
+    /// line with a slot not yet published is never prefetched: that would pull the line from
+    /// the producer while it is still writing it, and it would have to take it back (two
+    /// transfers of the line instead of one). The buffer starts where the allocator put it, so
+    /// "once per line" counts slot indexes and the target may sit anywhere in its line:
+    /// `line_span` covers that.
     ///
-    /// Cost per item: a compare on the slot index (no memory access); once per cache line of
-    /// slots, the distance to `tail`, a load of a static and one prefetch instruction. x86_64
-    /// and AMD processors only (`sync::prefetch_pays`: on the Intel Xeon it cost a one-thread
-    /// drain a third and gained nothing between threads); nothing elsewhere, under Miri and
-    /// under loom.
+    /// Cost: nothing per item; once per cache line of slots (only where the consumer
+    /// prefetches at all: x86_64 and AMD processors, `sync::prefetch_pays`; on the Intel Xeon
+    /// it cost a one-thread drain a third and gained nothing between threads), the distance
+    /// to `tail` and one prefetch instruction.
     #[inline(always)]
-    fn prefetch_ahead(&self, index: usize, head: usize, tail: usize) {
+    fn prefetch_line(&self, head: usize, tail: usize) {
         let ahead = crate::sync::prefetch_ahead::<T>();
-        if crate::sync::PREFETCHES
-            && ahead > 0
-            && index.is_multiple_of(crate::sync::items_per_line::<T>())
-            && self.distance(head, tail) > ahead + crate::sync::line_span::<T>()
-            && crate::sync::prefetch_pays()
-        {
+        if ahead > 0 && self.distance(head, tail) > ahead + crate::sync::line_span::<T>() {
             // `ahead + line_span < distance <= cap`: the slot `ahead` positions on and every
             // slot that can share its line after it are published (those before it are too),
             // and its index, wrapped once, is below `cap` (a prefetch never faults anyway).
-            let mut next = index + ahead;
+            let mut next = self.index(head) + ahead;
             if next >= self.cap {
                 next -= self.cap;
             }
             crate::sync::prefetch(self.slots.as_ptr().wrapping_add(next));
         }
+    }
+
+    /// Positions from `head` to the next one whose slot starts a cache line of slots (an
+    /// index that is a multiple of `items_per_line`, or index 0 after the last slot): in
+    /// `1 ..= items_per_line`.
+    #[inline(always)]
+    fn to_next_line(&self, head: usize) -> usize {
+        let index = self.index(head);
+        let per_line = crate::sync::items_per_line::<T>();
+        (per_line - index % per_line).min(self.cap - index)
     }
 
     /// Writes `value` into the slot of position `pos`.
@@ -567,6 +574,26 @@ unsafe fn halves<'a, T>(
     let limit = producer_raw.advance(head, producer_raw.cap);
     let checkpoint = (consumer_raw.cap / 2).max(1);
     let next_checkpoint = consumer_raw.advance(head, checkpoint);
+    let mut consumer = Consumer {
+        raw: consumer_raw,
+        head,
+        cached_tail: tail,
+        next_checkpoint,
+        next_event: next_checkpoint,
+        checkpoint,
+        prefetches: crate::sync::PREFETCHES
+            && crate::sync::prefetch_ahead::<T>() > 0
+            && crate::sync::prefetch_pays(),
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        checkpoints: 0,
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        point_head: head,
+        #[cfg(any(feature = "alloc", aiothreads_loom))]
+        protocol: Protocol::new(),
+        _owner: owner(),
+        _borrow: PhantomData,
+    };
+    consumer.set_next_event();
     (
         Producer {
             raw: producer_raw,
@@ -575,21 +602,7 @@ unsafe fn halves<'a, T>(
             _owner: owner(),
             _borrow: PhantomData,
         },
-        Consumer {
-            raw: consumer_raw,
-            head,
-            cached_tail: tail,
-            next_checkpoint,
-            checkpoint,
-            #[cfg(any(feature = "alloc", aiothreads_loom))]
-            checkpoints: 0,
-            #[cfg(any(feature = "alloc", aiothreads_loom))]
-            point_head: head,
-            #[cfg(any(feature = "alloc", aiothreads_loom))]
-            protocol: Protocol::new(),
-            _owner: owner(),
-            _borrow: PhantomData,
-        },
+        consumer,
     )
 }
 
@@ -1003,8 +1016,18 @@ pub struct Consumer<'a, T> {
     /// with `d` in `1 ..= checkpoint` between calls, so a pop reaches it exactly when the new
     /// head equals it.
     next_checkpoint: usize,
+    /// The head position at which `pop` leaves its fast path: `next_checkpoint`, or before
+    /// it the next position whose slot starts a cache line of slots where this consumer
+    /// prefetches (`prefetches`). Invariant: `head + d` (wrapped) with `d` in
+    /// `1 ..= distance(head, next_checkpoint)` between calls; every move of `head` that can
+    /// reach it recomputes it (`set_next_event`). One compare per pop serves both the
+    /// checkpoint and the prefetch.
+    next_event: usize,
     /// `max(1, cap / 2)`: how many pops make a checkpoint (see [Waking](crate::ring#waking)).
     checkpoint: usize,
+    /// `pop` prefetches ahead at each cache line of slots (`Raw::prefetch_line`): the CPU's
+    /// answer (`sync::prefetch_pays`), read when the halves were made.
+    prefetches: bool,
     /// Checkpoints reached since the last barrier point (saturating): what the light protocol
     /// is judged by (`checkpoints * checkpoint` items at least; see `wake::Protocol`).
     #[cfg(any(feature = "alloc", aiothreads_loom))]
@@ -1048,22 +1071,21 @@ impl<T> Consumer<'_, T> {
     #[inline]
     pub fn pop(&mut self) -> Result<T, PopError> {
         // Cost: 1 Acquire load of `tail` only when the cached tail says empty, 1 Release store
-        // of `head`, a compare with the checkpoint position; on x86_64 a compare, and once per
-        // cache line (on AMD processors) a prefetch of a published slot two lines ahead
-        // (`Raw::prefetch_ahead`); every `max(1, cap / 2)` pops, out of line, a SeqCst fence
-        // and a Relaxed load (plus a wake if the producer waits). No RMW otherwise.
+        // of `head`, one compare with `next_event`. At an event (`event`): once per cache line
+        // of slots where the consumer prefetches (AMD processors), a prefetch of a published
+        // slot two lines ahead (`Raw::prefetch_line`); every `max(1, cap / 2)` pops, out of
+        // line, a SeqCst fence and a Relaxed load (plus a wake if the producer waits). No
+        // RMW otherwise.
         self.ready()?;
-        let index = self.raw.index(self.head);
         // SAFETY: `ready` established `head != tail`: the slot of `head` is initialised and
         // the producer does not write it until we publish a head past it.
-        let value = unsafe { self.raw.read_index(index) };
-        self.raw.prefetch_ahead(index, self.head, self.cached_tail);
+        let value = unsafe { self.raw.read(self.head) };
         self.head = self.raw.advance1(self.head);
         // Release: pairs with the producer's Acquire load of `head`; our read of the slot
         // happens before the producer overwrites it.
         self.raw.header().head.store(self.head, Ordering::Release);
-        if self.head == self.next_checkpoint {
-            self.checkpoint_reached();
+        if self.head == self.next_event {
+            self.event();
         }
         Ok(value)
     }
@@ -1149,7 +1171,48 @@ impl<T> Consumer<'_, T> {
     fn popped_from(&mut self, old_head: usize, n: usize) {
         if self.raw.distance(old_head, self.next_checkpoint) <= n {
             self.checkpoint_reached();
+        } else if self.line_events() {
+            // Without line events `next_event` is `next_checkpoint`, which did not move.
+            self.set_next_event();
         }
+    }
+
+    /// `pop` reached `next_event`: prefetches at a line of slots, notifies the producer at a
+    /// checkpoint, then sets the next event. Inline: a call taking `&mut self` here would let
+    /// the consumer's address escape in a caller's `pop` loop, and the compiler would then
+    /// keep `head` in memory (the checkpoint's out-of-line part takes only the header).
+    #[inline(always)]
+    fn event(&mut self) {
+        if self.line_events() {
+            self.raw.prefetch_line(self.head, self.cached_tail);
+        }
+        if self.head == self.next_checkpoint {
+            self.checkpoint_reached();
+        } else {
+            self.set_next_event();
+        }
+    }
+
+    /// Sets `next_event` from `head` and `next_checkpoint` (see the field).
+    #[inline(always)]
+    fn set_next_event(&mut self) {
+        if !self.line_events() {
+            self.next_event = self.next_checkpoint;
+            return;
+        }
+        let d = self
+            .raw
+            .distance(self.head, self.next_checkpoint)
+            .min(self.raw.to_next_line(self.head));
+        self.next_event = self.raw.advance(self.head, d);
+    }
+
+    /// Whether this consumer has line events: a constant `false` where the CPU never
+    /// prefetches (`sync::PREFETCHES`: not x86_64, Miri, loom), so that firmware builds carry
+    /// no code for them.
+    #[inline(always)]
+    fn line_events(&self) -> bool {
+        crate::sync::PREFETCHES && self.prefetches
     }
 
     /// Wakes the producer if it waits for space, and restarts the checkpoint count. Pops do
@@ -1159,8 +1222,15 @@ impl<T> Consumer<'_, T> {
     /// producer is waiting.
     #[inline]
     pub fn notify_producer(&mut self) {
-        self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
+        self.restart_checkpoint();
         notify_producer(self.raw.header());
+    }
+
+    /// Sets the next checkpoint `max(1, capacity / 2)` pops from now, and the next event.
+    #[inline]
+    fn restart_checkpoint(&mut self) {
+        self.next_checkpoint = self.raw.advance(self.head, self.checkpoint);
+        self.set_next_event();
     }
 
     /// A checkpoint reached by popping: counts it for the wake-up protocol, then as
