@@ -301,7 +301,17 @@ fn cancelled_queued_jobs_release_closures_and_places() {
             let pool = Pool::builder().max_threads(1).max_queued(bound).build();
             let release = Flag::default();
             let r = release.clone();
-            let long = pool.spawn(move || r.wait());
+            let started = Flag::default();
+            let st = started.clone();
+            let long = pool.spawn(move || {
+                st.open();
+                r.wait()
+            });
+            // The worker holds `long` before the queue fills: until it takes it, `long` has a
+            // place of its own (under valgrind, which runs one thread at a time, it had not yet,
+            // and the 1000th place below was still taken).
+            started.wait();
+            assert!(started.is_open(), "the worker never started the long job");
             let dropped = Arc::new(AtomicUsize::new(0));
             let handles: Vec<_> = (0..1000)
                 .map(|_| {
