@@ -10,7 +10,7 @@ MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 EXAMPLES := $(basename $(notdir $(wildcard examples/src/bin/*.rs)))
 
 .PHONY: demo test setup setup-nightly fmt-check clippy test-debug test-release doc nostd msrv loom miri \
-        examples valgrind bench bench-quick sizes ring-instructions stream-instructions soak sanitize clean
+        examples valgrind valgrind-tests bench bench-quick sizes ring-instructions stream-instructions soak sanitize clean
 
 demo:
 	$(CARGO) run -q --release -p aiothreads-examples --bin demo
@@ -137,6 +137,8 @@ examples:
 # access, no use of uninitialised memory, no crash. Programs using the library must run under the
 # tools their authors debug with: until the fourteenth session every one of them died of SIGSEGV
 # under valgrind (rustix's own vDSO lookup, for `getcpu`, read memory valgrind does not map).
+# `make valgrind-tests` (not in `make test`: about 4 minutes with its build, and valgrind's
+# one-thread-at-a-time pace makes timing bounds its own question) runs every test binary too.
 VALGRIND_EXAMPLES := $(filter-out demo,$(EXAMPLES))
 valgrind:
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -144,6 +146,9 @@ valgrind:
 	$(CARGO) build -q --release -p aiothreads-examples --bins
 	@set -e; for e in $(VALGRIND_EXAMPLES); do echo "== valgrind $$e"; \
 	  timeout 300 valgrind -q --error-exitcode=9 target/release/$$e >/dev/null; done
+
+valgrind-tests: valgrind
+	bash scripts/valgrind-tests.sh
 
 loom:
 	RUSTFLAGS="--cfg aiothreads_loom" $(CARGO) test -p aiothreads-core --release --test 'loom*' \

@@ -36,6 +36,21 @@ pub const ALL: [Executor; 5] = [
 /// The time any single test body may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A bound on something that must happen *promptly* (a drop that wakes a parked producer, a
+/// misuse refused without waiting), scaled by `AIOTHREADS_TEST_TIME_SCALE` (a whole number,
+/// default 1). `scripts/valgrind-tests.sh` sets 20: valgrind runs one thread at a time and
+/// every instruction 10–50× slower, and a 500 ms bound on an iterator's drop once read 1.02 s
+/// there. Bounds that tell parallel from serial work do not scale (sleeping threads overlap
+/// under valgrind too), nor do the hang limits, which are far larger.
+pub fn prompt(bound: Duration) -> Duration {
+    let scale = std::env::var("AIOTHREADS_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    bound * scale
+}
+
 impl Executor {
     /// Runs `fut` to completion on this executor, on the calling thread.
     pub fn block_on<F: Future>(self, fut: F) -> F::Output {

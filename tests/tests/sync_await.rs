@@ -244,7 +244,7 @@ fn sync_await_on_the_loop_thread_errors_fast() {
             // Refused at once: a deadlock would hang (caught by `bounded`). The bound is loose
             // because the caught panic above may capture a backtrace (`RUST_BACKTRACE=1`: over
             // 100 ms in a debug build under nextest).
-            assert!(start.elapsed() < Duration::from_secs(2));
+            assert!(start.elapsed() < aiothreads_tests::prompt(Duration::from_secs(2)));
         });
         // Multi-thread runtime: a task on a worker is refused; a blocking thread is not.
         let rt = multi_thread_rt();
@@ -296,7 +296,7 @@ fn wait_then_drop_runtime(rt: tokio::runtime::Runtime) {
     drop(rt);
     let r = waiter.join().unwrap();
     assert!(matches!(r, Err(SyncAwaitError::LoopGone)), "{r:?}");
-    assert!(dropped_at.elapsed() < Duration::from_secs(1));
+    assert!(dropped_at.elapsed() < aiothreads_tests::prompt(Duration::from_secs(1)));
 }
 
 #[test]
