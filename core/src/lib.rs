@@ -70,7 +70,7 @@
 //! [`portable-atomic`]: https://docs.rs/portable-atomic
 //!
 //! ## Known limitation: a waker whose `clone` or `drop` panics
-//! Every waker cell of the crate (the ring's two, the slot's one) is `atomic-waker`'s
+//! Every waker cell of the crate (the ring's two, the slot's one, the unbounded queue's one) is `atomic-waker`'s
 //! `AtomicWaker`. Its `register` takes an internal lock, clones the new waker and drops the
 //! one it replaces *while holding the lock*, and has no unwind guard. If that `clone` (or
 //! that `drop`) panics, the panic reaches the caller of the `poll_*` method, and the cell
@@ -97,9 +97,15 @@
 //!   half): `push_pop_close`, `items_dropped_exactly_once`, `drain_races_pushes`;
 //! - ring consumer wake-up (`rx_waiting` + fence against the producer's notify):
 //!   `try_send_wakes_waiting_consumer`, `push_slice_wakes_waiting_consumer`, `consumer_waits_twice`,
-//!   `close_wakes_waiting_consumer`, `both_sides_waiting`;
-//! - ring producer wake-up (lazy half-ring checkpoint): `pop_wakes_waiting_producer_cap2`,
-//!   `lazy_checkpoint_wakes_waiting_producer_cap4`, `close_wakes_waiting_producer`;
+//!   `send_iter_wakes_consumer_waiting_twice`, `close_wakes_waiting_consumer`,
+//!   `both_sides_waiting` (the light protocol of a ring with a heavy barrier is argued in
+//!   `ring/barrier.rs`, not modelled: loom has no process-wide barrier);
+//! - ring producer wake-up (lazy half-ring checkpoint, `poll_room`'s hysteresis):
+//!   `pop_wakes_waiting_producer_cap2`, `lazy_checkpoint_wakes_waiting_producer_cap4`,
+//!   `poll_room_waits_for_its_run_and_is_woken`, `close_wakes_waiting_producer`;
+//! - a stream's ending (outcome written before the ring closes; withdraw against run, one
+//!   winner), in `loom_outcome`: `closed_ring_always_has_an_outcome`,
+//!   `withdraw_races_run_with_one_ending`;
 //! - [`ring::Closer`] (close from a third thread, waking both sides): `closer_wakes_waiting_producer`,
 //!   `closer_wakes_waiting_consumer`, `closer_races_pushes`;
 //! - slot state bits (`WRITING`/`READY`/`TAKEN`/`RX_CLOSED`/`TX_GONE`) and its waker:

@@ -65,7 +65,8 @@
 //!
 //! A panic in a job is re-raised where its handle is awaited ([`JoinHandle::try_join`] gives
 //! a [`JoinError`] instead). **Dropping a handle cancels the job** (a queued job never runs, a
-//! running one sees [`is_cancelled`]), as in smol — `let _ = f().call();` does not run `f`;
+//! running one sees [`is_cancelled`]), as in smol — `let _ = f().call();` runs `f` once (if
+//! a worker took it before the drop) or not at all;
 //! [`JoinHandle::detach`] lets it run unobserved, as a dropped tokio handle would.
 //! Pool workers spin briefly (an adaptive, time-budgeted spin) before they park, so that
 //! back-to-back calls rarely pay for waking a worker; a call costs one heap allocation, and
@@ -139,6 +140,11 @@
 //!   that must not be interrupted turns it off, at build time (`default-features = false`) or
 //!   at run time ([`MEMBARRIER_ENV`]`=0`). Off, or where the kernel refuses the call, every
 //!   ring uses the fence per item.
+//! - `placement` (default; Linux and Android, crate `rustix`): a pool worker that delivers a
+//!   result to an awaiter asleep on its own CPU (`getcpu`) claims the awaiter's next call and
+//!   yields to it instead of spinning; one whose awaiter sleeps on another CPU parks instead
+//!   of spinning while that brings the two onto one CPU. Off: workers spin after every
+//!   delivery. [`Builder::placement`] turns it off per pool.
 //! - `tokio`: [`Loop`] for tokio runtimes, found by [`Loop::current`] without setup.
 //! - `async-executor`: `Loop::from_async_executor` for smol's / async-executor's `Executor`
 //!   (any other executor works through [`Loop::from_spawner`] with no feature).
